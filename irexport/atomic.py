@@ -1,0 +1,68 @@
+"""Write outputs so that an interrupted or failed run never leaves a half-written file behind.
+
+Every output is written under a temporary name in the destination's own directory (so the final
+rename stays on one filesystem and is atomic) and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import IrexportError
+
+
+def _prepare_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise IrexportError(f"{path.parent}: cannot create the output directory ({e.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise IrexportError(f"{path.parent}: the output directory is not writable")
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike):
+    """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds."""
+    path = Path(path)
+    _prepare_parent(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False):
+    """Yield a temporary directory next to ``path``; it replaces ``path`` if the block succeeds.
+
+    An existing non-empty ``path`` is an error unless ``overwrite``; it is only removed once the new
+    directory is complete.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise IrexportError(f"{path}: exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise IrexportError(f"{path}: directory exists and is not empty (pass --overwrite to replace it)")
+    _prepare_parent(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,53 @@
+"""Build a RoutedCausalLM from a transformers config, a routing config and two state dicts,
+checking every key and shape so that a bad checkpoint fails with one line naming the file and key."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import IrexportError
+from ..models.config import RoutingConfig
+from ..models.routed import RoutedCausalLM
+
+
+def build_model(hf_config, routing_config: RoutingConfig) -> RoutedCausalLM:
+    from transformers import AutoModelForCausalLM
+
+    hf_config._attn_implementation = "eager"  # our forward does its own attention; keep the base plain
+    try:
+        base = AutoModelForCausalLM.from_config(hf_config)
+    except (ValueError, KeyError) as e:
+        raise IrexportError(f"cannot build model_type {hf_config.model_type!r}: {e}") from None
+    return RoutedCausalLM(base, routing_config)
+
+
+def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str, optional=()) -> None:
+    """Strict load: every expected key present (but ``optional``), none unexpected, every shape equal."""
+    expected = module.state_dict()
+    unexpected = sorted(set(state) - set(expected))
+    if unexpected:
+        raise IrexportError(f"{where}: unexpected key {unexpected[0]!r}")
+    missing = sorted(k for k in expected if k not in state and k not in optional)
+    if missing:
+        raise IrexportError(f"{where}: missing key {missing[0]!r}")
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise IrexportError(
+                f"{where}: key {key!r} has shape {list(tensor.shape)}, the config implies {list(expected[key].shape)}"
+            )
+        if not (tensor.is_floating_point() or tensor.dtype == expected[key].dtype):
+            raise IrexportError(f"{where}: key {key!r} has dtype {tensor.dtype}, expected floating point")
+    module.load_state_dict(state, strict=False)
+
+
+def tied_keys(hf_config) -> tuple[str, ...]:
+    return ("lm_head.weight",) if getattr(hf_config, "tie_word_embeddings", False) else ()
+
+
+def assemble(hf_config, routing_config, base_state, routing_state, base_where, routing_where) -> RoutedCausalLM:
+    model = build_model(hf_config, routing_config)
+    load_checked(model.base, base_state, base_where, optional=tied_keys(hf_config))
+    if tied_keys(hf_config):
+        model.base.tie_weights()
+    load_checked(model.routing, routing_state, routing_where)
+    return model.float().eval()

@@ -1,0 +1,89 @@
+"""Our checkpoint format: a transformers directory plus the routing.
+
+  config.json            transformers config (the base model stays loadable by transformers alone)
+  model.safetensors      base weights under transformers' names (sharded *.safetensors also read)
+  routing_config.json    irexport.models.RoutingConfig
+  routing.safetensors    layers.{i}.{attention|mlp}.{router|lff}.*
+  tokenizer files        optional
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..atomic import atomic_dir
+from ..errors import IrexportError
+from ..models.config import RoutingConfig
+from .assemble import assemble
+from .tensors import read_safetensors
+
+ROUTING_CONFIG = "routing_config.json"
+ROUTING_WEIGHTS = "routing.safetensors"
+
+
+def load_hf_config(path: Path):
+    from transformers import AutoConfig
+
+    path = Path(path)
+    cfg_file = path / "config.json" if path.is_dir() else path
+    if not cfg_file.is_file():
+        raise IrexportError(f"{cfg_file}: not found (expected a transformers config.json)")
+    try:
+        data = json.loads(cfg_file.read_text())
+        model_type = data["model_type"]
+        from transformers import CONFIG_MAPPING
+
+        if model_type not in CONFIG_MAPPING:
+            raise IrexportError(f"{cfg_file}: unknown model_type {model_type!r}")
+        return CONFIG_MAPPING[model_type].from_dict({k: v for k, v in data.items() if k != "model_type"})
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IrexportError(f"{cfg_file}: not valid JSON ({e})") from None
+    except KeyError:
+        raise IrexportError(f"{cfg_file}: missing key 'model_type'") from None
+    except (TypeError, ValueError) as e:
+        raise IrexportError(f"{cfg_file}: invalid transformers config: {e}") from None
+
+
+def read_base_weights(directory: Path) -> tuple[dict, str]:
+    files = sorted(p for p in Path(directory).glob("*.safetensors") if p.name != ROUTING_WEIGHTS)
+    if not files:
+        raise IrexportError(f"{directory}: no *.safetensors base weights found")
+    state = {}
+    for f in files:
+        state.update(read_safetensors(f))
+    return state, str(files[0] if len(files) == 1 else directory)
+
+
+def is_native(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / ROUTING_CONFIG).is_file()
+
+
+def load_model(path):
+    """Load a routed model saved in our format (no flags needed)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise IrexportError(f"{path}: not a model directory")
+    if not (path / ROUTING_CONFIG).is_file():
+        raise IrexportError(f"{path}: no {ROUTING_CONFIG} (not an irexport model; research checkpoints go through 'irexport convert')")
+    hf_config = load_hf_config(path)
+    routing_config = RoutingConfig.load(path / ROUTING_CONFIG)
+    base_state, base_where = read_base_weights(path)
+    routing_state = read_safetensors(path / ROUTING_WEIGHTS)
+    model = assemble(hf_config, routing_config, base_state, routing_state, base_where, str(path / ROUTING_WEIGHTS))
+    model.source_dir = path
+    return model
+
+
+def save_model(model, out_dir, overwrite: bool = False, tokenizer=None) -> Path:
+    """Write ``model`` in our format, atomically: a failed save leaves no partial directory."""
+    from safetensors.torch import save_file
+
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        model.base.save_pretrained(tmp, safe_serialization=True)
+        model.routing_config.save(tmp / ROUTING_CONFIG)
+        routing = {k: v.detach().contiguous() for k, v in model.routing.state_dict().items()}
+        save_file(routing, str(tmp / ROUTING_WEIGHTS), metadata={"format": "pt", "producer": "irexport"})
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+    return Path(out_dir)

@@ -1,0 +1,91 @@
+"""Routed self-attention over a transformers attention module's own weights.
+
+K and V are computed for every token (skipped tokens still write the KV cache, so it stays complete);
+only the query path (Q projection, scores, O projection) runs for the executed tokens in compact mode.
+Masked mode runs the query path for every token, as the research code does.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.models.llama.modeling_llama import repeat_kv, rotate_half
+
+
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    return x * cos + rotate_half(x) * sin
+
+
+def _project_q(attn, h: torch.Tensor) -> torch.Tensor:
+    """[..., d] -> [..., H, hd], with Qwen3's per-head q_norm when the module has one."""
+    q = attn.q_proj(h).unflatten(-1, (-1, attn.head_dim))
+    return attn.q_norm(q) if hasattr(attn, "q_norm") else q
+
+
+def project_kv(attn, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past):
+    """K/V of every token, appended to ``past``; returns the full (K, V), each [B, Hkv, S, hd]."""
+    k = attn.k_proj(h).unflatten(-1, (-1, attn.head_dim))
+    if hasattr(attn, "k_norm"):
+        k = attn.k_norm(k)
+    k = rope(k.transpose(1, 2), cos.unsqueeze(1), sin.unsqueeze(1))
+    v = attn.v_proj(h).unflatten(-1, (-1, attn.head_dim)).transpose(1, 2)
+    if past is not None:
+        k = torch.cat([past[0], k], dim=2)
+        v = torch.cat([past[1], v], dim=2)
+    return k, v
+
+
+def attend(attn, q, k, v, q_slot, key_ok, window):
+    """Softmax attention of queries q [B, H, Tq, hd] at cache slots q_slot [B, Tq] over k/v [B, Hkv, S, hd].
+
+    A query sees the valid keys (key_ok [B, S]) at slots <= its own (and within the sliding window).
+    Softmax runs in float32, as in transformers' eager attention; fully masked rows (padding) stay finite.
+    """
+    key_slot = torch.arange(k.shape[2], device=k.device)
+    allowed = key_ok[:, None, :] & (key_slot[None, None, :] <= q_slot[:, :, None])
+    if window:
+        allowed &= (q_slot[:, :, None] - key_slot[None, None, :]) < window
+    k = repeat_kv(k, attn.num_key_value_groups)
+    v = repeat_kv(v, attn.num_key_value_groups)
+    scores = torch.matmul(q, k.transpose(2, 3)) * attn.scaling
+    scores = scores.masked_fill(~allowed[:, None], torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.matmul(probs, v).transpose(1, 2).flatten(2)  # [B, Tq, H*hd]
+
+
+def attention_masked(attn, h, cos, sin, k, v, past_len, key_ok, window):
+    """Query path for every token: [B, T, d]."""
+    B, T, _ = h.shape
+    q = rope(_project_q(attn, h).transpose(1, 2), cos.unsqueeze(1), sin.unsqueeze(1))
+    q_slot = (past_len + torch.arange(T, device=h.device)).expand(B, T)
+    return attn.o_proj(attend(attn, q, k, v, q_slot, key_ok, window))
+
+
+def attention_compact(attn, h, execute, cos, sin, k, v, past_len, key_ok, window):
+    """Query path for the executed tokens only; other rows of the [B, T, d] result are zero.
+
+    The executed tokens of each sequence are packed left (in order) into [B, Tq] with Tq the largest
+    executed count; pad rows get slot -1, see no key, and are dropped before the O projection.
+    """
+    out = h.new_zeros(h.shape[0], h.shape[1], attn.o_proj.out_features)
+    b, t = execute.nonzero(as_tuple=True)
+    if b.numel() == 0:
+        return out
+    rank = (execute.cumsum(1) - 1)[b, t]
+    Tq = int(rank.max()) + 1
+    q = rope(_project_q(attn, h[b, t]), cos[b, t].unsqueeze(1), sin[b, t].unsqueeze(1))  # [N, H, hd]
+    q_packed = q.new_zeros(h.shape[0], Tq, *q.shape[1:])
+    q_packed[b, rank] = q
+    q_slot = torch.full((h.shape[0], Tq), -1, dtype=torch.long, device=h.device)
+    q_slot[b, rank] = past_len + t
+    o = attend(attn, q_packed.transpose(1, 2), k, v, q_slot, key_ok, window)
+    out[b, t] = attn.o_proj(o[b, rank])
+    return out
+
+
+def sliding_window(config, layer_idx: int) -> int | None:
+    """The layer's sliding window, as transformers decides it for Mistral / Qwen2 / Qwen3."""
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:
+        return window if layer_types[layer_idx] == "sliding_attention" else None
+    return window

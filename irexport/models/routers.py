@@ -1,0 +1,126 @@
+"""Routers and the Lightweight Feature Forecaster, one router class per family.
+
+Every router maps the router input [B, T, d] and the valid-token mask [B, T] to a ``Route``:
+  execute  bool [B, T]   run the unit for this token (padding never executes)
+  gate     [B, T]|None   scale of the executed unit output (Mixture-of-Depths' router weight)
+  margin   float [B, T]  signed distance of the decision from its boundary (>= 0 executes); the parity
+                         checks use it to tell a near-tie flip from a real disagreement
+Inference is deterministic: no Gumbel noise, no sampling.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+class Route(NamedTuple):
+    execute: torch.Tensor
+    gate: torch.Tensor | None
+    margin: torch.Tensor
+
+
+class MLPRouter(nn.Module):
+    """Informed routing and SkipGPT: Linear(d,h) -> ReLU -> Linear(h,2); argmax, class 0 = execute.
+
+    ``router_hidden=0`` is the single Linear(d,2) of the released SkipGPT routers. Attribute names follow
+    the published code (``hidden_layer``, ``weight_predictor``) so research state dicts map key for key.
+    """
+
+    def __init__(self, hidden_size: int, router_hidden: int):
+        super().__init__()
+        self.hidden_layer = nn.Linear(hidden_size, router_hidden) if router_hidden else None
+        self.weight_predictor = nn.Linear(router_hidden or hidden_size, 2)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: bool) -> Route:
+        if self.hidden_layer is not None:
+            x = torch.relu(self.hidden_layer(x))
+        logits = self.weight_predictor(x).float()
+        margin = logits[..., 0] - logits[..., 1]  # argmax picks class 0 on a tie
+        return Route(execute=(margin >= 0) & valid, gate=None, margin=margin)
+
+
+class LinearRouter(nn.Module):
+    """Router-tuning (MindSkip): sigmoid(Linear(d,1,bias=False)) >= threshold executes.
+
+    ``pooling="sequence"`` routes a whole sequence at once on the mean of its valid tokens' router
+    inputs (the mean over the tokens of this forward call).
+    """
+
+    def __init__(self, hidden_size: int, threshold: float, pooling: str):
+        super().__init__()
+        self.proj = nn.Linear(hidden_size, 1, bias=False)
+        self.threshold = threshold
+        self.pooling = pooling
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: bool) -> Route:
+        if self.pooling == "sequence":
+            w = valid.to(x.dtype).unsqueeze(-1)
+            pooled = (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
+            score = torch.sigmoid(self.proj(pooled).float()[..., 0]).expand(valid.shape)
+        else:
+            score = torch.sigmoid(self.proj(x).float()[..., 0])
+        margin = score - self.threshold
+        return Route(execute=(margin >= 0) & valid, gate=None, margin=margin)
+
+
+class TopKRouter(nn.Module):
+    """Mixture-of-Depths: router weight r = Linear(d,1)(x); per sequence the top ceil(capacity * n_valid)
+    tokens execute and their unit output is multiplied by r.
+
+    Top-k over a sequence is not causal, so a forward that extends a KV cache (decode) decides per token
+    instead: execute where sigmoid(r) >= decode_threshold, the causal predictor the MoD paper trains
+    next to the router. Prefill + decode therefore differs from one full-sequence forward by design.
+    """
+
+    def __init__(self, hidden_size: int, capacity: float, decode_threshold: float):
+        super().__init__()
+        self.proj = nn.Linear(hidden_size, 1)
+        self.capacity = capacity
+        self.decode_threshold = decode_threshold
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: bool) -> Route:
+        r = self.proj(x)[..., 0]
+        rf = r.float()
+        if cached:
+            margin = torch.sigmoid(rf) - self.decode_threshold
+            return Route(execute=(margin >= 0) & valid, gate=r, margin=margin)
+        masked = rf.masked_fill(~valid, float("-inf"))
+        k = torch.ceil(valid.sum(1).to(torch.float64) * self.capacity).long()  # [B]
+        ranked = masked.sort(dim=1, descending=True).values
+        idx = (k - 1).clamp(min=0).unsqueeze(1)
+        kth = ranked.gather(1, idx)
+        nxt = ranked.gather(1, k.clamp(max=ranked.shape[1] - 1).unsqueeze(1))
+        nxt = torch.where((k < valid.sum(1)).unsqueeze(1), nxt, kth - 1.0)
+        threshold = (kth + nxt) / 2  # halfway between the last kept and the first dropped token
+        rank = torch.argsort(torch.argsort(masked, dim=1, descending=True, stable=True), dim=1)
+        execute = (rank < k.unsqueeze(1)) & valid
+        return Route(execute=execute, gate=r, margin=rf - threshold)
+
+
+class LFF(nn.Module):
+    """Lightweight Feature Forecaster: Linear(d,r) -> SiLU -> Linear(r,d), approximating a unit's output."""
+
+    def __init__(self, hidden_size: int, rank: int):
+        super().__init__()
+        self.linear1 = nn.Linear(hidden_size, rank)
+        self.linear2 = nn.Linear(rank, hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(nn.functional.silu(self.linear1(x)))
+
+
+def make_router(cfg, hidden_size: int) -> nn.Module:
+    if cfg.family in ("informed", "skipgpt"):
+        return MLPRouter(hidden_size, cfg.router_hidden)
+    if cfg.family == "router_tuning":
+        return LinearRouter(hidden_size, cfg.threshold, cfg.pooling)
+    return TopKRouter(hidden_size, cfg.capacity, cfg.decode_threshold)
+
+
+def published_router_hidden(hidden_size: int) -> int:
+    """h of the published informed-routing code (d//4 - 200), kept positive for small models."""
+    return max(hidden_size // 4 - 200, max(4, math.ceil(hidden_size / 8)))
