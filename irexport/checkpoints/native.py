@@ -78,6 +78,9 @@ def load_model(path):
 def save_model(model, out_dir, overwrite: bool = False, tokenizer=None) -> Path:
     """Write ``model`` in our format, atomically: a failed save leaves no partial directory."""
     from safetensors.torch import save_file
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a one-shard progress bar is noise
 
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         model.base.save_pretrained(tmp, safe_serialization=True)

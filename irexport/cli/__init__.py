@@ -1,0 +1,1 @@
+"""The ``irexport`` command line: one module per subcommand, heavy imports only inside ``run``."""

@@ -1,0 +1,130 @@
+"""Tiny random routed models, seeded and deterministic: the embedded default of the demo and the tests.
+
+Random router weights would route (nearly) every token the same way, so each routed unit is
+calibrated on a fixed sample, layer by layer in forward order: its decision boundary is moved to the
+median of the sample's scores, so about half of the tokens execute and decisions are mixed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import IrexportError
+from .config import FAMILIES, UNITS, RoutingConfig
+from .routed import SUPPORTED_MODEL_TYPES, RoutedCausalLM
+
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2)
+MOD_BIAS = 1.0  # Mixture-of-Depths router weights centre on 1, so the scaled unit output keeps its size
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer (256 byte tokens + <|endoftext|>): any text round-trips, nothing to download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    vocab["<|endoftext|>"] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+
+
+def hf_config(model_type: str, vocab_size: int, **sizes):
+    from transformers import CONFIG_MAPPING
+
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise IrexportError(f"unknown architecture {model_type!r} (expected one of {', '.join(SUPPORTED_MODEL_TYPES)})")
+    dims = {**TINY, **{k: v for k, v in sizes.items() if v is not None}}
+    extra = {"head_dim": dims["hidden_size"] // dims["num_attention_heads"], "max_position_embeddings": 4096}
+    if model_type == "mistral":
+        extra["sliding_window"] = 16  # small enough that tests cross it
+    cfg = CONFIG_MAPPING[model_type](vocab_size=vocab_size, tie_word_embeddings=False, eos_token_id=vocab_size - 1,
+                                     bos_token_id=vocab_size - 1, **dims, **extra)
+    cfg._attn_implementation = "eager"
+    return cfg
+
+
+def routing_config(family: str, num_layers: int, hidden_size: int, units=("attention", "mlp"), **overrides) -> RoutingConfig:
+    if family not in FAMILIES:
+        raise IrexportError(f"unknown routing family {family!r} (expected one of {', '.join(FAMILIES)})")
+    params = {}
+    if family in ("informed", "skipgpt"):
+        params["router_hidden"] = max(8, hidden_size // 4)
+    if family == "informed":
+        params["lff_rank"] = max(4, hidden_size // 8)
+    if family == "mod":
+        params["decode_threshold"] = round(1 / (1 + math.exp(-MOD_BIAS)), 6)
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    layers = list(range(num_layers))
+    return RoutingConfig(family=family, num_layers=num_layers, units={u: layers if u in units else [] for u in UNITS}, **params)
+
+
+def calibration_ids(vocab_size: int, seed: int, batch: int = 4, seq: int = 32) -> torch.Tensor:
+    return torch.randint(0, vocab_size, (batch, seq), generator=torch.Generator().manual_seed(seed + 1))
+
+
+@torch.no_grad()
+def calibrate(model: RoutedCausalLM, input_ids: torch.Tensor) -> None:
+    """Centre every routed unit's decision boundary on the median score of ``input_ids``."""
+    rc = model.routing_config
+    for i in range(rc.num_layers):
+        for unit in UNITS:
+            if not rc.is_routed(i, unit):
+                continue
+            router = model.routing.layers[i][unit].router
+            seen = []
+            hook = router.register_forward_pre_hook(lambda mod, args: seen.append(args[0].float()))
+            model(input_ids)
+            hook.remove()
+            _centre(router, rc, seen[0])
+
+
+def _centre(router, rc: RoutingConfig, x: torch.Tensor) -> None:
+    """x: the router's inputs on the sample, [B, T, d]."""
+    if rc.family in ("informed", "skipgpt"):
+        h = x.flatten(0, 1)
+        hidden = torch.relu(router.hidden_layer(h)) if router.hidden_layer is not None else h
+        logits = router.weight_predictor(hidden)
+        m = (logits[:, 0] - logits[:, 1]).median()
+        router.weight_predictor.bias += torch.stack([-m / 2, m / 2])
+        return
+    # Linear routers: the inputs share a large mean direction that pushes every token the same way;
+    # remove it from the weight, so scores centre on 0, and scale the scores to a useful spread.
+    pooled = rc.family == "router_tuning" and rc.pooling == "sequence"
+    samples = x.mean(1) if pooled else x.flatten(0, 1)
+    mu = samples.mean(0)
+    w = router.proj.weight[0]
+    w -= (w @ mu) / (mu @ mu).clamp(min=1e-12) * mu
+    w *= (0.5 if rc.family == "mod" else 2.0) / (samples @ w).std().clamp(min=1e-6)
+    if rc.family == "mod":
+        router.proj.bias.fill_(MOD_BIAS)  # r = 1 +- 0.5: the gate stays positive, decode decisions mixed
+        return
+    # router-tuning has no bias: move the boundary w.x = logit(threshold) onto the median along the mean
+    target = math.log(rc.threshold / (1 - rc.threshold)) if 0 < rc.threshold < 1 else 0.0
+    shift = (samples @ w).median() - target
+    w -= shift * mu / (mu @ mu).clamp(min=1e-12)
+
+
+def make_random_model(family: str = "informed", model_type: str = "llama", seed: int = 0, units=("attention", "mlp"),
+                      vocab_size: int = 257, calibrate_routers: bool = True, **sizes) -> RoutedCausalLM:
+    """A seeded random routed model. ``sizes`` override TINY's transformers dimensions; routing
+    parameters (router_hidden, lff_rank, threshold, pooling, capacity, router_input) go to the routing config."""
+    from transformers import AutoModelForCausalLM
+
+    routing_keys = {"router_hidden", "lff_rank", "threshold", "pooling", "capacity", "router_input", "decode_threshold"}
+    overrides = {k: sizes.pop(k) for k in list(sizes) if k in routing_keys}
+    cfg = hf_config(model_type, vocab_size, **sizes)
+    rc = routing_config(family, cfg.num_hidden_layers, cfg.hidden_size, units, **overrides)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        base = AutoModelForCausalLM.from_config(cfg)
+        model = RoutedCausalLM(base, rc).float().eval()
+        with torch.no_grad():
+            for p in model.routing.parameters():  # torch's default init depends on nothing but the seed
+                p.copy_(torch.randn_like(p) / math.sqrt(p.shape[-1]))
+    if calibrate_routers:
+        calibrate(model, calibration_ids(vocab_size, seed))
+    return model
