@@ -86,7 +86,8 @@ def save_model(model, out_dir, overwrite: bool = False, tokenizer=None) -> Path:
         model.base.save_pretrained(tmp, safe_serialization=True)
         model.routing_config.save(tmp / ROUTING_CONFIG)
         routing = {k: v.detach().contiguous() for k, v in model.routing.state_dict().items()}
-        save_file(routing, str(tmp / ROUTING_WEIGHTS), metadata={"format": "pt", "producer": "irexport"})
+        # one metadata key only: safetensors writes several in hash order, and saves must be byte-identical
+        save_file(routing, str(tmp / ROUTING_WEIGHTS), metadata={"format": "pt"})
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
     return Path(out_dir)

@@ -82,13 +82,25 @@ def calibrate(model: RoutedCausalLM, input_ids: torch.Tensor) -> None:
             _centre(router, rc, seen[0])
 
 
+def _midpoint(scores: torch.Tensor) -> torch.Tensor:
+    """A boundary halfway between two neighbouring distinct scores near the median. Not the median
+    itself: tokens that repeat a sample token's state (same id, no attention yet) would tie on it."""
+    u = scores.unique()  # sorted
+    k = max(1, len(u) // 2)
+    return (u[k - 1] + u[min(k, len(u) - 1)]) / 2
+
+
 def _centre(router, rc: RoutingConfig, x: torch.Tensor) -> None:
     """x: the router's inputs on the sample, [B, T, d]."""
     if rc.family in ("informed", "skipgpt"):
         h = x.flatten(0, 1)
+        if router.hidden_layer is not None:
+            # keep every ReLU unit alive on ~90% of tokens: a token whose units are all dead gets the
+            # constant margin b0 - b1, and many of those would sit exactly on the boundary
+            router.hidden_layer.bias -= router.hidden_layer(h).quantile(0.1, dim=0)
         hidden = torch.relu(router.hidden_layer(h)) if router.hidden_layer is not None else h
         logits = router.weight_predictor(hidden)
-        m = (logits[:, 0] - logits[:, 1]).median()
+        m = _midpoint(logits[:, 0] - logits[:, 1])
         router.weight_predictor.bias += torch.stack([-m / 2, m / 2])
         return
     # Linear routers: the inputs share a large mean direction that pushes every token the same way;
@@ -104,7 +116,7 @@ def _centre(router, rc: RoutingConfig, x: torch.Tensor) -> None:
         return
     # router-tuning has no bias: move the boundary w.x = logit(threshold) onto the median along the mean
     target = math.log(rc.threshold / (1 - rc.threshold)) if 0 < rc.threshold < 1 else 0.0
-    shift = (samples @ w).median() - target
+    shift = _midpoint(samples @ w) - target
     w -= shift * mu / (mu @ mu).clamp(min=1e-12)
 
 

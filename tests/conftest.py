@@ -1,0 +1,77 @@
+"""Shared fixtures: tiny seeded random routed models, and the published research layouts written
+from them (key names as in the informed-routing, SkipGPT and router-tuning code)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from irexport.cli.main import main as cli_main
+from irexport.models.random_init import make_random_model
+
+FAMILY_SETTINGS = {  # id -> (family, extra routing settings)
+    "informed": ("informed", {}),
+    "skipgpt": ("skipgpt", {}),
+    "router_tuning": ("router_tuning", {}),
+    "router_tuning_seq": ("router_tuning", {"pooling": "sequence"}),
+    "mod": ("mod", {}),
+}
+CAUSAL = ("informed", "skipgpt", "router_tuning")  # per-token decisions: prefill + decode = full forward
+ARCHS = ("llama", "mistral", "qwen2", "qwen3")
+
+
+def tiny(name: str = "informed", arch: str = "llama", seed: int = 0, **kw):
+    family, settings = FAMILY_SETTINGS[name]
+    return make_random_model(family, arch, seed=seed, **{**settings, **kw})
+
+
+def random_ids(batch: int, seq: int, seed: int = 1, vocab: int = 257) -> torch.Tensor:
+    return torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(seed))
+
+
+def left_padding_mask(lengths: list[int], seq: int) -> torch.Tensor:
+    mask = torch.zeros(len(lengths), seq, dtype=torch.long)
+    for b, n in enumerate(lengths):
+        mask[b, seq - n:] = 1
+    return mask
+
+
+def research_state_dict(model, include=("base", "router", "lw"), prefix: str = "") -> dict:
+    """The informed-routing / SkipGPT ``torch.save`` layout of ``model`` (optionally a partial dict)."""
+    unit_names = {("attention", "router"): "router_attention", ("mlp", "router"): "router_mlp",
+                  ("attention", "lff"): "lw_attn", ("mlp", "lff"): "lw_mlp"}
+    out = {}
+    if "base" in include:
+        for key, value in model.base.state_dict().items():
+            parts = key.split(".")
+            if key.startswith("model.layers."):
+                key = ".".join(parts[:3] + ["block"] + parts[3:])
+            out[prefix + key] = value.clone()
+    for key, value in model.routing.state_dict().items():
+        _, layer, unit, part, *rest = key.split(".")
+        if ("router" if part == "router" else "lw") in include:
+            out[prefix + ".".join(["model.layers", layer, unit_names[unit, part], *rest])] = value.clone()
+    return out
+
+
+def router_tuning_state_dict(model) -> dict:
+    """The router-tuning (MindSkip) layout: ``model.layers.{i}.router.weight`` [1, d]."""
+    return {f"model.layers.{key.split('.')[1]}.router.weight": value.clone()
+            for key, value in model.routing.state_dict().items()}
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*argv):
+        code = cli_main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@torch.no_grad()
+def logits(model, ids, mask=None, **kw):
+    return model(ids, attention_mask=mask, **kw).logits

@@ -1,0 +1,109 @@
+"""Both checkpoint formats: our own (round trip), and the research layouts through ``irexport convert``."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import logits, random_ids, research_state_dict, router_tuning_state_dict, tiny
+from irexport.checkpoints import load_model, save_model
+from irexport.models.random_init import byte_tokenizer
+
+IDS = random_ids(2, 12)
+
+
+def assert_same_model(a, b):
+    assert a.routing_config == b.routing_config
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert torch.equal(logits(a, IDS), logits(b, IDS))
+
+
+@pytest.mark.parametrize("name", ["informed", "skipgpt", "router_tuning_seq", "mod"])
+@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+def test_native_round_trip(tmp_path, name, arch):
+    model = tiny(name, arch)
+    save_model(model, tmp_path / "m", tokenizer=byte_tokenizer())
+    assert {p.name for p in (tmp_path / "m").iterdir()} >= {"config.json", "model.safetensors", "routing_config.json",
+                                                            "routing.safetensors", "tokenizer.json"}
+    assert_same_model(model, load_model(tmp_path / "m"))
+
+
+def test_init_is_byte_for_byte_deterministic(tmp_path, cli):
+    for d in ("a", "b"):
+        assert cli("init", tmp_path / d, "--family", "skipgpt", "--seed", "5")[0] == 0
+    for f in ("model.safetensors", "routing.safetensors", "routing_config.json", "config.json"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+def base_dir(model, path, weights=True):
+    """A transformers directory: config.json, and the base weights unless ``weights`` is False."""
+    model.base.save_pretrained(path)
+    if not weights:
+        (path / "model.safetensors").unlink()
+    return path
+
+
+@pytest.mark.parametrize("prefix", ["", "base_model.model."])
+def test_convert_full_informed_dict(tmp_path, cli, prefix):
+    model = tiny("informed")
+    torch.save(research_state_dict(model, prefix=prefix), tmp_path / "full.pt")
+    base = base_dir(model, tmp_path / "base", weights=False)
+    code, _, err = cli("convert", tmp_path / "full.pt", "--family", "informed", "--base", base, "-o", tmp_path / "out")
+    assert code == 0, err
+    assert_same_model(model, load_model(tmp_path / "out"))
+
+
+def test_convert_partial_dicts_over_a_base_model(tmp_path, cli):
+    """The training code's router-only and lw-only dicts, overlaid on the transformers base model."""
+    model = tiny("informed", "qwen2")
+    torch.save(research_state_dict(model, include=("router",)), tmp_path / "router.pt")
+    torch.save(research_state_dict(model, include=("lw",)), tmp_path / "lw.pt")
+    base = base_dir(model, tmp_path / "base")
+    code, _, err = cli("convert", tmp_path / "router.pt", tmp_path / "lw.pt", "--family", "informed", "--base", base,
+                       "-o", tmp_path / "out")
+    assert code == 0, err
+    assert_same_model(model, load_model(tmp_path / "out"))
+
+
+def test_convert_released_skipgpt_routers(tmp_path, cli):
+    """Released SkipGPT: single-Linear routers reading the layer input, PEFT prefix, some units unrouted."""
+    model = tiny("skipgpt", router_hidden=0, router_input="layer_residual", units=("attention",))
+    state = research_state_dict(model, include=("router",), prefix="base_model.model.")
+    assert "base_model.model.model.layers.0.router_attention.weight_predictor.weight" in state
+    torch.save(state, tmp_path / "routers.bin")
+    base = base_dir(model, tmp_path / "base")
+    code, _, err = cli("convert", tmp_path / "routers.bin", "--family", "skipgpt", "--base", base, "-o", tmp_path / "out")
+    assert code == 0, err
+    assert_same_model(model, load_model(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("granularity,pooling", [("attn_token", "token"), ("attn_sequence", "sequence")])
+def test_convert_router_tuning(tmp_path, cli, granularity, pooling):
+    model = tiny("router_tuning", units=("attention",), router_input="layer_norm", pooling=pooling)
+    ckpt = tmp_path / "router_tuning"
+    ckpt.mkdir()
+    save_file(router_tuning_state_dict(model), str(ckpt / "model.safetensors"))
+    (ckpt / "config.json").write_text(json.dumps({"granularity": granularity, "threshold": 0.5, "is_mindskip": True}))
+    base = base_dir(model, tmp_path / "base")
+    code, _, err = cli("convert", ckpt, "--family", "router_tuning", "--base", base, "-o", tmp_path / "out")
+    assert code == 0, err
+    assert_same_model(model, load_model(tmp_path / "out"))
+
+
+def test_convert_then_run_matches_the_original(tmp_path, cli):
+    """End to end: research dict -> convert -> irexport run, logits equal to the original model's."""
+    import numpy as np
+
+    model = tiny("informed")
+    torch.save(research_state_dict(model), tmp_path / "full.pt")
+    base = base_dir(model, tmp_path / "base", weights=False)
+    assert cli("convert", tmp_path / "full.pt", "--family", "informed", "--base", base, "-o", tmp_path / "m")[0] == 0
+    np.save(tmp_path / "ids.npy", IDS.numpy())
+    assert cli("run", tmp_path / "m", "--input-ids", tmp_path / "ids.npy", "-o", tmp_path / "run")[0] == 0
+    saved = np.load(tmp_path / "run" / "outputs.npz")
+    out = model(IDS)
+    np.testing.assert_array_equal(saved["logits"], out.logits.detach().numpy())
+    np.testing.assert_array_equal(saved["decisions"], out.execute.numpy())

@@ -1,0 +1,149 @@
+"""The PyTorch reference: modes agree, all-execute equals plain transformers, padding, KV cache."""
+
+import pytest
+import torch
+
+from conftest import ARCHS, CAUSAL, FAMILY_SETTINGS, left_padding_mask, random_ids, tiny
+from irexport.models.config import UNITS
+
+FAMILIES = list(FAMILY_SETTINGS)
+SEQ = 24  # longer than Mistral's tiny sliding window (16), so the window is exercised
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name", FAMILIES)
+@torch.no_grad()
+def test_masked_equals_compact(name, arch):
+    model = tiny(name, arch)
+    ids = random_ids(3, SEQ)
+    mask = left_padding_mask([SEQ, 17, 9], SEQ)
+    masked = model(ids, attention_mask=mask, mode="masked")
+    compact = model(ids, attention_mask=mask, mode="compact")
+    assert torch.equal(masked.execute, compact.execute)
+    valid = masked.valid
+    assert (masked.logits - compact.logits)[valid].abs().max() <= 1e-5
+    frac = masked.execute[:, :, valid].float().mean().item()
+    assert 0.05 < frac < 0.95, f"decisions are not mixed: executed fraction {frac}"
+
+
+def force_all_execute(model):
+    """Router weights that send every token to the unit (MoD: gate 1, capacity 1)."""
+    with torch.no_grad():
+        for unit_routing in (m for layer in model.routing.layers for m in layer.values()):
+            router = unit_routing.router
+            if hasattr(router, "weight_predictor"):
+                router.weight_predictor.weight.zero_()
+                router.weight_predictor.bias.copy_(torch.tensor([1.0, 0.0]))
+            else:
+                router.proj.weight.zero_()  # router-tuning: sigmoid(0) = 0.5 >= threshold 0.5
+                if router.proj.bias is not None:
+                    router.proj.bias.fill_(1.0)  # MoD: gate r = 1
+                    router.capacity = 1.0
+    return model
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("mode", ["masked", "compact"])
+@torch.no_grad()
+def test_all_execute_reproduces_transformers(name, arch, mode):
+    model = force_all_execute(tiny(name, arch))
+    ids = random_ids(2, SEQ)
+    mask = left_padding_mask([SEQ, 15], SEQ)
+    position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+    out = model(ids, attention_mask=mask, position_ids=position_ids, mode=mode)
+    assert out.execute[:, :, out.valid].all()
+    plain = model.base(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
+    assert (out.logits - plain)[out.valid].abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("mode", ["masked", "compact"])
+@torch.no_grad()
+def test_padding_does_not_change_a_sequence(name, mode):
+    """A left-padded sequence in a batch gives the logits and decisions it gets alone."""
+    model = tiny(name, "qwen3")
+    ids = random_ids(3, SEQ, seed=4)
+    lengths = [SEQ, 13, 6]
+    batch = model(ids, attention_mask=left_padding_mask(lengths, SEQ), mode=mode)
+    for b, n in enumerate(lengths):
+        alone = model(ids[b : b + 1, SEQ - n :], mode=mode)
+        assert torch.equal(batch.execute[:, :, b, SEQ - n :], alone.execute[:, :, 0])
+        assert (batch.logits[b, SEQ - n :] - alone.logits[0]).abs().max() <= 1e-5
+        assert not batch.execute[:, :, b, : SEQ - n].any(), "padding must not execute"
+
+
+def decode_steps(model, ids, mask, prefill_len, mode):
+    """Prefill ``prefill_len`` tokens, then decode the rest one token per step."""
+    out = model(ids[:, :prefill_len], attention_mask=mask[:, :prefill_len], mode=mode)
+    logits, execute, cache = [out.logits], [out.execute], out.past_key_values
+    for t in range(prefill_len, ids.shape[1]):
+        step = model(ids[:, t : t + 1], attention_mask=mask[:, : t + 1], past_key_values=cache, mode=mode)
+        logits.append(step.logits)
+        execute.append(step.execute)
+        cache = step.past_key_values
+    return torch.cat(logits, 1), torch.cat(execute, 3), cache
+
+
+@pytest.mark.parametrize("arch", ["llama", "mistral"])
+@pytest.mark.parametrize("name", CAUSAL)
+@pytest.mark.parametrize("mode", ["masked", "compact"])
+@torch.no_grad()
+def test_prefill_and_decode_equal_full_forward(name, arch, mode):
+    model = tiny(name, arch)
+    ids = random_ids(2, 22, seed=7)
+    mask = left_padding_mask([22, 14], 22)
+    full = model(ids, attention_mask=mask, mode=mode)
+    logits, execute, cache = decode_steps(model, ids, mask, 12, mode)
+    valid = full.valid
+    assert torch.equal(execute & valid, full.execute & valid)
+    assert (logits - full.logits)[valid].abs().max() <= 1e-5
+    for (k, v), (fk, fv) in zip(cache, full.past_key_values):
+        assert k.shape == fk.shape and (k - fk).abs().max() <= 1e-5 and (v - fv).abs().max() <= 1e-5
+
+
+@torch.no_grad()
+def test_mod_decode_uses_the_causal_threshold():
+    """MoD decode (with a cache) executes where sigmoid(r) >= decode_threshold, with gate r."""
+    model = tiny("mod")
+    ids = random_ids(4, 17, seed=9)
+    prefill = model(ids[:, :16])
+    seen = {}
+    router = model.routing.layers[1]["mlp"].router
+    hook = router.register_forward_hook(lambda m, args, out: seen.update(x=args[0]))
+    step = model(ids[:, 16:], past_key_values=prefill.past_key_values)
+    hook.remove()
+    r = router.proj(seen["x"])[..., 0]
+    expected = torch.sigmoid(r) >= model.routing_config.decode_threshold
+    assert torch.equal(step.execute[1, UNITS.index("mlp")], expected)
+    capacity = prefill.execute[:, :, :, :].float().mean(-1)
+    assert torch.allclose(capacity, torch.full_like(capacity, 0.5)), "prefill keeps top ceil(0.5 * 16) = 8 tokens"
+
+
+@torch.no_grad()
+def test_sequence_pooling_routes_whole_sequences():
+    model = tiny("router_tuning_seq")
+    ids = random_ids(6, 20, seed=3)
+    out = model(ids)
+    per_seq = out.execute.all(-1) | (~out.execute).all(-1)
+    assert per_seq.all(), "every sequence is executed or skipped as a whole"
+
+
+def test_random_models_are_deterministic():
+    a, b = tiny("informed", seed=3), tiny("informed", seed=3)
+    c = tiny("informed", seed=4)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@torch.no_grad()
+def test_low_precision_runs_close_to_float32(dtype):
+    model = tiny("skipgpt")
+    ids = random_ids(2, 16)
+    ref = model(ids)
+    low = model.to(dtype)(ids)
+    agree = (low.execute == ref.execute).float().mean()
+    assert agree > 0.9
+    assert low.logits.dtype == dtype and torch.isfinite(low.logits).all()
