@@ -29,7 +29,10 @@ def atomic_file(path: str | os.PathLike):
     """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds."""
     path = Path(path)
     _prepare_parent(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as e:
+        raise IrexportError(f"{path}: cannot write the output there ({e.strerror})") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -53,7 +56,10 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False):
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise IrexportError(f"{path}: directory exists and is not empty (pass --overwrite to replace it)")
     _prepare_parent(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    except OSError as e:
+        raise IrexportError(f"{path}: cannot write the output there ({e.strerror})") from None
     try:
         yield tmp
         if path.exists():

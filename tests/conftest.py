@@ -75,3 +75,9 @@ def cli(capsys):
 @torch.no_grad()
 def logits(model, ids, mask=None, **kw):
     return model(ids, attention_mask=mask, **kw).logits
+
+
+def pytest_configure(config):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()

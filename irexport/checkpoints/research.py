@@ -107,6 +107,8 @@ def infer_routing_config(family: str, routing: dict, origin: dict, num_layers: i
     units = {"attention": set(), "mlp": set()}
     for key in routing:
         layer, unit, part = key.split(".")[1:4]
+        if int(layer) >= num_layers:
+            raise IrexportError(f"{origin[key]}: key {key!r} is for layer {layer}, but the base config has layers 0..{num_layers - 1}")
         if part == "lff" and family != "informed":
             raise IrexportError(f"{origin[key]}: key {key!r} is an LFF weight, but family {family} has no LFF (use --family informed)")
         if part == "router":

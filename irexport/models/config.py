@@ -111,6 +111,8 @@ class RoutingConfig:
             return cls(**data)
         except TypeError as e:
             raise IrexportError(f"{where}: {e}") from None
+        except IrexportError as e:  # validate() names no file; name this one
+            raise IrexportError(f"{where}: {str(e).removeprefix('routing config: ')}") from None
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")

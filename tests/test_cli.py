@@ -1,0 +1,113 @@
+"""The command line: init, run, inspect, demo; and cheap imports (no TensorRT, no onnxruntime needed)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from irexport.checkpoints import load_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from irexport.cli.main import main
+
+    path = tmp_path_factory.mktemp("cli") / "model"
+    assert main(["init", str(path), "--family", "informed", "--arch", "qwen2"]) == 0
+    return path
+
+
+def test_run_saves_reference_outputs(tmp_path, cli, model_dir):
+    from polygraphy.comparator import RunResults
+    from polygraphy.json import load_json
+
+    ids = np.random.default_rng(0).integers(0, 257, (2, 9))
+    mask = np.ones_like(ids)
+    mask[1, :4] = 0
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "mask.npy", mask)
+    code, _, err = cli("run", model_dir, "--input-ids", tmp_path / "ids.npy", "--attention-mask", tmp_path / "mask.npy",
+                       "--mode", "compact", "-o", tmp_path / "run")
+    assert code == 0, err
+    saved = np.load(tmp_path / "run" / "outputs.npz")
+    with torch.no_grad():
+        out = load_model(model_dir)(torch.from_numpy(ids), torch.from_numpy(mask))
+    valid = out.valid.numpy()
+    np.testing.assert_allclose(saved["logits"][valid], out.logits.numpy()[valid], atol=1e-5)
+    np.testing.assert_array_equal(saved["decisions"], out.execute.numpy())
+    assert saved["decisions"].shape == (4, 2, 2, 9)
+    results = RunResults.load(str(tmp_path / "run" / "outputs.polygraphy.json"))
+    np.testing.assert_array_equal(results[0][1][0]["logits"], saved["logits"])
+    feeds = load_json(str(tmp_path / "run" / "inputs.polygraphy.json"))
+    np.testing.assert_array_equal(feeds[0]["attention_mask"], mask)
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["mode"] == "compact" and 0 < meta["stats"]["saved_fraction"] < 1
+
+
+def test_run_text_through_the_tokenizer(tmp_path, cli, model_dir):
+    code, _, err = cli("run", model_dir, "--text", "hello", "--text", "routed models", "-o", tmp_path / "run")
+    assert code == 0, err
+    saved = np.load(tmp_path / "run" / "outputs.npz")
+    assert saved["input_ids"].shape == (2, len("routed models"))  # byte-level tokenizer, left padded
+    assert saved["attention_mask"][0].sum() == len("hello")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_run_low_precision(tmp_path, cli, model_dir, dtype):
+    np.save(tmp_path / "ids.npy", np.arange(12).reshape(1, 12))
+    assert cli("run", model_dir, "--input-ids", tmp_path / "ids.npy", "--dtype", dtype, "-o", tmp_path / "low")[0] == 0
+    assert cli("run", model_dir, "--input-ids", tmp_path / "ids.npy", "-o", tmp_path / "f32")[0] == 0
+    low, ref = np.load(tmp_path / "low" / "outputs.npz"), np.load(tmp_path / "f32" / "outputs.npz")
+    assert np.isfinite(low["logits"]).all()
+    assert (low["decisions"] == ref["decisions"]).mean() > 0.9
+
+
+def test_inspect_json(cli, model_dir):
+    code, out, err = cli("inspect", model_dir, "--json", "--sample-tokens", "64")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["architecture"]["model_type"] == "qwen2"
+    assert len(report["units"]) == 8
+    assert all(0 < u["executed_fraction"] < 1 for u in report["units"])
+    assert 0 < report["saved_fraction"] < 1 and report["routed_flops"] < report["dense_flops"]
+    assert report["parameters"]["total"] == report["parameters"]["base"] + report["parameters"]["routing"]
+
+
+def test_inspect_text(cli, model_dir):
+    code, out, _ = cli("inspect", model_dir)
+    assert code == 0
+    assert "family=informed" in out and "FLOPs" in out and "layer  unit" in out
+
+
+def test_demo(tmp_path, cli):
+    code, out, err = cli("demo", "--dir", tmp_path / "demo")
+    assert code == 0, err
+    assert (tmp_path / "demo" / "reference" / "outputs.polygraphy.json").is_file()
+    assert "saved" in out
+
+
+def test_usage_error_exit_code(cli):
+    with pytest.raises(SystemExit) as e:
+        cli("run")
+    assert e.value.code == 2
+
+
+def test_import_and_help_need_no_heavy_packages():
+    """``import irexport`` and ``irexport --help`` work with TensorRT and onnxruntime absent, and load no torch."""
+    code = (
+        "import sys\n"
+        "for name in ('tensorrt', 'onnxruntime', 'onnx'):\n"
+        "    sys.modules[name] = None  # makes any import of them fail\n"
+        "import irexport, irexport.cli.main as m\n"
+        "assert 'torch' not in sys.modules, 'torch imported eagerly'\n"
+        "try:\n"
+        "    m.main(['--help'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "usage: irexport" in result.stdout
