@@ -25,6 +25,8 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
+    import numpy as np
+
     from ..atomic import atomic_dir
     from ..checkpoints import load_model
     from ..errors import IrexportError
@@ -41,7 +43,7 @@ def main(args) -> int:
         ids, mask = reference.tokenize(args.model, args.text)
     log(f"running {args.model} on {ids.shape[0]}x{ids.shape[1]} tokens ({args.dtype}, {args.mode})")
     out, outputs = reference.run(model, ids, mask, args.dtype, args.mode)
-    feed = {"input_ids": ids, "attention_mask": mask if mask is not None else (ids * 0 + 1)}
+    feed = {"input_ids": ids, "attention_mask": mask if mask is not None else np.ones_like(ids)}
     meta = {"model": str(args.model), "dtype": args.dtype, "mode": args.mode, "runner": reference.RUNNER_NAME,
             "shapes": {k: list(v.shape) for k, v in {**feed, **outputs}.items()},
             "routing": model.routing_config.to_dict(), "stats": summary(model, out)}

@@ -20,7 +20,7 @@ def executed_fraction(out: RoutedOutput) -> torch.Tensor:
     return (out.execute & out.valid).sum(dim=(2, 3)).double() / n
 
 
-def _router_flops(model: RoutedCausalLM, unit_routing) -> int:
+def _router_flops(unit_routing) -> int:
     return 2 * sum(m.in_features * m.out_features for m in unit_routing.router.modules() if isinstance(m, torch.nn.Linear))
 
 
@@ -58,7 +58,7 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_len: int = 0) -> dict:
             dense += dense_unit
             routing = model.routing.layers[i][unit] if unit in model.routing.layers[i] else None
             if routing is not None:
-                routed_unit += _router_flops(model, routing) * n_tokens + _lff_flops(routing) * (n_tokens - n_exec)
+                routed_unit += _router_flops(routing) * n_tokens + _lff_flops(routing) * (n_tokens - n_exec)
             routed += routed_unit
     head = 2 * d * cfg.vocab_size * n_tokens
     dense += head
