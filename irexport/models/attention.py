@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from transformers.models.llama.modeling_llama import repeat_kv, rotate_half
 
+from ..ops.torch_ops import route_gather
+
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     return x * cos + rotate_half(x) * sin
@@ -60,26 +62,16 @@ def attention_masked(attn, h, cos, sin, k, v, past_len, key_ok, window):
     return attn.o_proj(attend(attn, q, k, v, q_slot, key_ok, window))
 
 
-def attention_compact(attn, h, execute, cos, sin, k, v, past_len, key_ok, window):
-    """Query path for the executed tokens only; other rows of the [B, T, d] result are zero.
+def attention_compact(attn, h, index, cos, sin, k, v, past_len, key_ok, window):
+    """Query path for the executed tokens only: [B, Tq, d] for the rows of ``index`` (RouteIndex).
 
-    The executed tokens of each sequence are packed left (in order) into [B, Tq] with Tq the largest
-    executed count; pad rows get slot -1, see no key, and are dropped before the O projection.
+    Executed tokens are packed left per sequence; padding rows (index -1) get slot -1, see no key,
+    and are dropped by the scatter that follows.
     """
-    out = h.new_zeros(h.shape[0], h.shape[1], attn.o_proj.out_features)
-    b, t = execute.nonzero(as_tuple=True)
-    if b.numel() == 0:
-        return out
-    rank = (execute.cumsum(1) - 1)[b, t]
-    Tq = int(rank.max()) + 1
-    q = rope(_project_q(attn, h[b, t]), cos[b, t].unsqueeze(1), sin[b, t].unsqueeze(1))  # [N, H, hd]
-    q_packed = q.new_zeros(h.shape[0], Tq, *q.shape[1:])
-    q_packed[b, rank] = q
-    q_slot = torch.full((h.shape[0], Tq), -1, dtype=torch.long, device=h.device)
-    q_slot[b, rank] = past_len + t
-    o = attend(attn, q_packed.transpose(1, 2), k, v, q_slot, key_ok, window)
-    out[b, t] = attn.o_proj(o[b, rank])
-    return out
+    q = _project_q(attn, route_gather(h, index))
+    q = rope(q.transpose(1, 2), route_gather(cos, index).unsqueeze(1), route_gather(sin, index).unsqueeze(1))
+    q_slot = torch.where(index >= 0, index + past_len, -1)
+    return attn.o_proj(attend(attn, q, k, v, q_slot, key_ok, window))
 
 
 def sliding_window(config, layer_idx: int) -> int | None:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import IrexportError
+from ..ops.torch_ops import route_gather, route_index, route_scatter_add
 from .attention import attention_compact, attention_masked, project_kv, sliding_window
 from .config import UNITS, RoutingConfig
 from .routers import LFF, make_router
@@ -128,22 +129,28 @@ class RoutedCausalLM(nn.Module):
                 execute, gate, margin = routing.router(router_in, valid, cached=past is not None)
                 unit_mode = mode
 
-            if unit == "attention":
-                k, v = present
-                if unit_mode == "masked":
-                    out = attention_masked(attn, h, cos, sin, k, v, past_len, key_ok, window)
+            if unit_mode == "compact":
+                # only the executed tokens go through the unit; their outputs are added back in place
+                index = route_index(execute)
+                if unit == "attention":
+                    out = attention_compact(attn, h, index, cos, sin, *present, past_len, key_ok, window)
                 else:
-                    out = attention_compact(attn, h, execute, cos, sin, k, v, past_len, key_ok, window)
-            elif unit_mode == "masked":
-                out = layer.mlp(h)
+                    out = layer.mlp(route_gather(h, index))
+                if gate is not None:
+                    out = out * route_gather(gate.unsqueeze(-1), index).to(out.dtype)
+                x = route_scatter_add(self._approximate(x, h, execute, valid, routing), out, index)
             else:
-                out = h.new_zeros(h.shape)
-                out[execute] = layer.mlp(h[execute])
-
-            if routing is None:
-                x = x + out
-            else:
-                x = self._combine(x, h, out, execute, gate, valid, routing.lff, unit_mode)
+                if unit == "attention":
+                    out = attention_masked(attn, h, cos, sin, *present, past_len, key_ok, window)
+                else:
+                    out = layer.mlp(h)
+                if routing is None:
+                    x = x + out
+                else:
+                    if gate is not None:
+                        out = out * gate.unsqueeze(-1).to(out.dtype)
+                    x = x + torch.where(execute.unsqueeze(-1), out, torch.zeros((), dtype=out.dtype))
+                    x = self._approximate(x, h, execute, valid, routing)
             executes.append(execute)
             margins.append(margin)
         return x, present, torch.stack(executes), torch.stack(margins)
@@ -159,15 +166,9 @@ class RoutedCausalLM(nn.Module):
         return layer.input_layernorm(layer_in)
 
     @staticmethod
-    def _combine(x, h, out, execute, gate, valid, lff, mode):
-        if gate is not None:
-            out = out * gate.unsqueeze(-1)
-        y = x + torch.where(execute.unsqueeze(-1), out, torch.zeros((), dtype=out.dtype))
-        if lff is None:
-            return y
-        approx = valid & ~execute
-        if mode == "masked":
-            return y + torch.where(approx.unsqueeze(-1), lff(h), torch.zeros((), dtype=h.dtype))
-        est = h.new_zeros(h.shape)
-        est[approx] = lff(h[approx])
-        return y + est
+    def _approximate(x, h, execute, valid, routing):
+        """Add the LFF estimate for the valid tokens that skip the unit (informed routing only)."""
+        if routing.lff is None:
+            return x
+        approx = (valid & ~execute).unsqueeze(-1)
+        return x + torch.where(approx, routing.lff(h), torch.zeros((), dtype=h.dtype))

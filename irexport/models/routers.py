@@ -16,11 +16,18 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..ops.torch_ops import route_argmax, route_threshold, route_topk
+
 
 class Route(NamedTuple):
     execute: torch.Tensor
     gate: torch.Tensor | None
     margin: torch.Tensor
+
+
+def decide(margin, valid, gate=None) -> Route:
+    """Margins come from the Route* decision ops, so each decision is one custom node in the ONNX export."""
+    return Route(execute=(margin >= 0) & valid, gate=gate, margin=margin)
 
 
 class MLPRouter(nn.Module):
@@ -38,9 +45,7 @@ class MLPRouter(nn.Module):
     def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: bool) -> Route:
         if self.hidden_layer is not None:
             x = torch.relu(self.hidden_layer(x))
-        logits = self.weight_predictor(x).float()
-        margin = logits[..., 0] - logits[..., 1]  # argmax picks class 0 on a tie
-        return Route(execute=(margin >= 0) & valid, gate=None, margin=margin)
+        return decide(route_argmax(self.weight_predictor(x)), valid)
 
 
 class LinearRouter(nn.Module):
@@ -60,11 +65,10 @@ class LinearRouter(nn.Module):
         if self.pooling == "sequence":
             w = valid.to(x.dtype).unsqueeze(-1)
             pooled = (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
-            score = torch.sigmoid(self.proj(pooled).float()[..., 0]).expand(valid.shape)
+            scores = self.proj(pooled).expand(-1, valid.shape[1], -1)
         else:
-            score = torch.sigmoid(self.proj(x).float()[..., 0])
-        margin = score - self.threshold
-        return Route(execute=(margin >= 0) & valid, gate=None, margin=margin)
+            scores = self.proj(x)
+        return decide(route_threshold(scores, float(self.threshold)), valid)
 
 
 class TopKRouter(nn.Module):
@@ -83,22 +87,10 @@ class TopKRouter(nn.Module):
         self.decode_threshold = decode_threshold
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: bool) -> Route:
-        r = self.proj(x)[..., 0]
-        rf = r.float()
+        r = self.proj(x)
         if cached:
-            margin = torch.sigmoid(rf) - self.decode_threshold
-            return Route(execute=(margin >= 0) & valid, gate=r, margin=margin)
-        masked = rf.masked_fill(~valid, float("-inf"))
-        k = torch.ceil(valid.sum(1).to(torch.float64) * self.capacity).long()  # [B]
-        ranked = masked.sort(dim=1, descending=True).values
-        idx = (k - 1).clamp(min=0).unsqueeze(1)
-        kth = ranked.gather(1, idx)
-        nxt = ranked.gather(1, k.clamp(max=ranked.shape[1] - 1).unsqueeze(1))
-        nxt = torch.where((k < valid.sum(1)).unsqueeze(1), nxt, kth - 1.0)
-        threshold = (kth + nxt) / 2  # halfway between the last kept and the first dropped token
-        rank = torch.argsort(torch.argsort(masked, dim=1, descending=True, stable=True), dim=1)
-        execute = (rank < k.unsqueeze(1)) & valid
-        return Route(execute=execute, gate=r, margin=rf - threshold)
+            return decide(route_threshold(r, float(self.decode_threshold)), valid, gate=r[..., 0])
+        return decide(route_topk(r, valid, float(self.capacity)), valid, gate=r[..., 0])
 
 
 class LFF(nn.Module):
