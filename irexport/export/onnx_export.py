@@ -1,0 +1,131 @@
+"""``irexport export``: a routed model to ONNX, prefill (``model.onnx``) and decode (``decode.onnx``)
+graphs plus ``manifest.json``.
+
+Strategies (how routed units are lowered):
+  compact  only the executed tokens go through the unit's matrix products (RouteIndex, RouteGather,
+           RouteScatterAdd; data-dependent shapes)
+  masked   every unit runs for every token and the result is selected (the research semantics)
+Both keep the decision ops (RouteArgmax / RouteThreshold / RouteTopK) as custom nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..atomic import atomic_dir
+from ..errors import IrexportError
+from ..ops.onnx_functions import attach_functions, translation_table
+from ..ops.spec import OPS
+from . import graphs
+
+OPSET = 18
+STRATEGIES = ("compact", "masked")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GB limit
+MANIFEST = "manifest.json"
+GRAPH_FILES = {"prefill": "model.onnx", "decode": "decode.onnx"}
+
+
+def checkpoint_hash(model_dir: Path) -> str:
+    """sha256 over the checkpoint's configs and weights (names and bytes, in name order)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(model_dir).iterdir() if p.suffix in (".json", ".safetensors")):
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def export_graph(model, graph: str, strategy: str, dtype: torch.dtype):
+    """One graph as an onnx.ModelProto with the routing ops' function bodies attached."""
+    import onnx
+
+    wrapper = (graphs.Prefill if graph == "prefill" else graphs.Decode)(model, strategy)
+    args = graphs.example_inputs(model, graph, dtype)
+    L = model.config.num_hidden_layers
+    inputs = ["input_ids", "attention_mask"] + (graphs.past_names(L) if graph == "decode" else [])
+    outputs = list(graphs.OUTPUT_HEAD) + graphs.present_names(L)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            wrapper, args, dynamo=True, opset_version=OPSET, input_names=inputs, output_names=outputs,
+            dynamic_shapes=graphs.dynamic_shapes(model, graph), custom_translation_table=translation_table(),
+            optimize=True, verbose=False, report=False,
+        )
+    proto = program.model_proto
+    # torch.onnx's optimizer inlines functions, so the bodies are attached after it
+    used = attach_functions(proto)
+    onnx.checker.check_model(proto, full_check=False)
+    return proto, used, inputs, outputs
+
+
+def _io(proto, names):
+    from onnx import helper
+
+    by_name = {v.name: v for v in list(proto.graph.input) + list(proto.graph.output)}
+    rows = []
+    for name in names:
+        t = by_name[name].type.tensor_type
+        dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+        rows.append({"name": name, "dtype": helper.tensor_dtype_to_np_dtype(t.elem_type).name, "shape": dims})
+    return rows
+
+
+def _save(proto, path: Path) -> None:
+    import onnx
+
+    big = sum(len(t.raw_data) for t in proto.graph.initializer) >= EXTERNAL_DATA_BYTES
+    onnx.save_model(proto, str(path), save_as_external_data=big, all_tensors_to_one_file=True,
+                    location=path.name + ".data", size_threshold=1024)
+
+
+def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", overwrite: bool = False,
+           source_dir: Path | None = None, log=lambda msg: None) -> dict:
+    """Write model.onnx, decode.onnx and manifest.json into ``out_dir`` atomically; returns the manifest."""
+    if strategy not in STRATEGIES:
+        raise IrexportError(f"unknown strategy {strategy!r} (expected one of {', '.join(STRATEGIES)})")
+    if dtype not in DTYPES:
+        raise IrexportError(f"unsupported dtype {dtype!r} (expected one of {', '.join(DTYPES)})")
+    model = model.to(DTYPES[dtype]).eval()
+    manifest = {
+        "format_version": 1,
+        "irexport_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "source": {"path": str(source_dir) if source_dir else None,
+                   "sha256": checkpoint_hash(source_dir) if source_dir else None},
+        "dtype": dtype,
+        "strategy": strategy,
+        "opset": OPSET,
+        "model": {"model_type": model.config.model_type, "num_layers": model.config.num_hidden_layers,
+                  "kv_shape": ["batch", model.config.num_key_value_heads, "sequence",
+                               graphs.kv_shape(model.config, 1, 1)[3]],
+                  "vocab_size": model.config.vocab_size, "eos_token_id": model.config.eos_token_id},
+        "routing": model.routing_config.to_dict(),
+        "graphs": {},
+        "custom_ops": [],
+    }
+    used_ops = set()
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        for graph, filename in GRAPH_FILES.items():
+            log(f"exporting the {graph} graph ({strategy}, {dtype})")
+            proto, used, inputs, outputs = export_graph(model, graph, strategy, DTYPES[dtype])
+            _save(proto, tmp / filename)
+            used_ops.update(used)
+            manifest["graphs"][graph] = {"file": filename, "inputs": _io(proto, inputs), "outputs": _io(proto, outputs),
+                                         "custom_ops": used}
+        manifest["custom_ops"] = [
+            {"name": OPS[n].name, "domain": OPS[n].domain, "version": OPS[n].version, **OPS[n].node_attributes,
+             "attributes": list(OPS[n].plugin_fields), "data_dependent_shape": OPS[n].data_dependent_shape}
+            for n in sorted(used_ops)
+        ]
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
