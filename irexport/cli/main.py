@@ -10,16 +10,16 @@ import sys
 
 from .. import __version__
 from ..errors import IrexportError
-from . import convert, demo, init, inspect, run
+from . import convert, demo, export, generate, init, inspect, parity, run
 
-COMMANDS = (init, convert, run, inspect, demo)
+COMMANDS = (init, convert, run, inspect, export, parity, generate, demo)
 EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="irexport",
-        description="Deploy token-routed LLMs: PyTorch reference, checkpoints, and (next) ONNX export, TensorRT plugins and parity.",
+        description="Deploy token-routed LLMs: PyTorch reference, checkpoints, ONNX export with routing custom ops, and parity.",
     )
     parser.add_argument("--version", action="version", version=f"irexport {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

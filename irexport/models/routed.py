@@ -78,11 +78,13 @@ class RoutedCausalLM(nn.Module):
     def config(self):
         return self.base.config
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, mode="masked"):
+    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, mode="masked",
+                force_execute=None):
         """Prefill (no cache) or extend a cache by T tokens.
 
         attention_mask [B, past + T] (1 = real token) covers the cache too; position_ids default to the
-        count of real tokens before each one, which is right for left padding.
+        count of real tokens before each one, which is right for left padding. ``force_execute``
+        [L, 2, B, T] overrides the routers' decisions (parity uses it to replay a backend's decisions).
         """
         if mode not in MODES:
             raise IrexportError(f"unknown execution mode {mode!r} (expected one of {', '.join(MODES)})")
@@ -101,7 +103,8 @@ class RoutedCausalLM(nn.Module):
         presents, executes, margins = [], [], []
         for i, layer in enumerate(inner.layers[: self.config.num_hidden_layers]):
             x, present, execute, margin = self._layer(
-                i, layer, x, valid, key_ok, cos, sin, past_key_values[i] if past_key_values else None, past_len, mode
+                i, layer, x, valid, key_ok, cos, sin, past_key_values[i] if past_key_values else None, past_len, mode,
+                None if force_execute is None else force_execute[i],
             )
             presents.append(present)
             executes.append(execute)
@@ -109,7 +112,7 @@ class RoutedCausalLM(nn.Module):
         logits = self.base.lm_head(inner.norm(x))
         return RoutedOutput(logits, tuple(presents), torch.stack(executes), torch.stack(margins), valid)
 
-    def _layer(self, i, layer, x, valid, key_ok, cos, sin, past, past_len, mode):
+    def _layer(self, i, layer, x, valid, key_ok, cos, sin, past, past_len, mode, force):
         attn = layer.self_attn
         window = sliding_window(self.config, i)
         layer_in = x
@@ -127,6 +130,8 @@ class RoutedCausalLM(nn.Module):
             else:
                 router_in = self._router_input(h, x, layer_in, layer)
                 execute, gate, margin = routing.router(router_in, valid, cached=past is not None)
+                if force is not None:
+                    execute = force[UNITS.index(unit)] & valid
                 unit_mode = mode
 
             if unit_mode == "compact":

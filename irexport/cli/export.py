@@ -1,0 +1,35 @@
+"""``irexport export``: a routed model to ONNX (prefill and decode graphs + manifest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import log
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a routed model to ONNX with the routing as custom ops",
+                       description="Write OUT/model.onnx (prefill), OUT/decode.onnx (one new token per sequence + past "
+                                   "K/V) and OUT/manifest.json. Routing ops are custom nodes (domain irexport) that carry "
+                                   "plugin_namespace/plugin_version and a model-local function body in standard ONNX, so "
+                                   "the files run in stock ONNX Runtime and TensorRT can swap in plugins.")
+    p.add_argument("model", type=Path, help="model directory in irexport's format")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory to create")
+    p.add_argument("--strategy", default="compact", choices=("compact", "masked"),
+                   help="compact: only executed tokens go through the unit (data-dependent shapes); masked: dense "
+                        "compute then select, the research semantics (default: compact)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"), help="default: float32")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output directory")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..checkpoints import load_model
+    from ..export.onnx_export import export
+
+    model = load_model(args.model)
+    manifest = export(model, args.output, strategy=args.strategy, dtype=args.dtype, overwrite=args.overwrite,
+                      source_dir=args.model, log=log)
+    ops = ", ".join(op["name"] for op in manifest["custom_ops"])
+    log(f"wrote {args.output} (custom ops: {ops})")
+    return 0

@@ -1,0 +1,51 @@
+"""``irexport generate``: greedy generation with ONNX Runtime on an export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("generate", help="greedy generation with ONNX Runtime on an exported model",
+                       description="Greedy generation with the exported prefill and decode graphs in ONNX Runtime.")
+    p.add_argument("export_dir", type=Path, help="directory written by irexport export")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", action="append", help="text (needs the source model's tokenizer); repeat for a batch")
+    src.add_argument("--input-ids", type=Path, help=".npy of token ids [batch, seq]")
+    p.add_argument("--max-new-tokens", type=int, default=16, help="default: 16")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    import json
+
+    import numpy as np
+
+    from .. import reference
+    from ..errors import IrexportError
+    from ..generate import OnnxGenerator
+
+    if not (args.export_dir / "manifest.json").is_file():
+        raise IrexportError(f"{args.export_dir}: no manifest.json (not an irexport export directory)")
+    if args.max_new_tokens <= 0:
+        raise IrexportError("--max-new-tokens must be positive")
+    manifest = json.loads((args.export_dir / "manifest.json").read_text())
+    source = Path(manifest["source"]["path"]) if manifest["source"]["path"] else None
+    if args.input_ids is not None:
+        ids = reference.load_input_ids(args.input_ids, manifest["model"]["vocab_size"])
+        mask = np.ones_like(ids)
+    else:
+        if source is None:
+            raise IrexportError(f"{args.export_dir}: the export records no source model with a tokenizer; use --input-ids")
+        ids, mask = reference.tokenize(source, args.prompt)
+    tokens = OnnxGenerator(args.export_dir).greedy(ids, mask, args.max_new_tokens)
+    if args.prompt:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(source))
+        for prompt, row in zip(args.prompt, tokens):
+            print(json.dumps({"prompt": prompt, "completion": tok.decode(row.tolist()), "tokens": row.tolist()}))
+    else:
+        for row in tokens:
+            print(json.dumps({"tokens": row.tolist()}))
+    return 0

@@ -1,0 +1,56 @@
+"""``irexport parity``: ONNX Runtime against the PyTorch reference, routing-aware, JSON report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .common import log
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("parity", help="compare an export with ONNX Runtime against the PyTorch reference",
+                       description="Compare the exported graphs, run by ONNX Runtime through Polygraphy, against the "
+                                   "PyTorch reference: routing decisions per layer and unit (near-tie flips within the "
+                                   "dtype's epsilon are counted and allowed), logits and KV cache (Polygraphy Comparator, "
+                                   "tolerances per dtype), and greedy generation. Exit 0 pass, 1 fail, 2 bad input.")
+    p.add_argument("export_dir", type=Path, help="directory written by irexport export")
+    p.add_argument("--model", type=Path, help="reference model directory (default: the export's source)")
+    p.add_argument("--inputs", type=Path, help="inputs: Polygraphy JSON (irexport run writes one) or .npz "
+                                               "(default: seeded random tokens with padding)")
+    p.add_argument("--batch", type=int, default=2, help="random inputs: batch (default: 2)")
+    p.add_argument("--seq", type=int, default=16, help="random inputs: sequence length (default: 16)")
+    p.add_argument("--seed", type=int, default=0, help="random inputs: seed (default: 0)")
+    p.add_argument("--new-tokens", type=int, default=8, help="greedy tokens to compare, 0 to skip (default: 8)")
+    p.add_argument("--report", type=Path, help="JSON report path (default: EXPORT_DIR/parity_report.json)")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..atomic import atomic_file
+    from ..checkpoints import load_model
+    from ..errors import IrexportError
+    from ..parity.check import load_inputs, parity, sample_inputs
+    from ..reference import DTYPES
+
+    manifest_path = args.export_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise IrexportError(f"{args.export_dir}: no manifest.json (not an irexport export directory)")
+    manifest = json.loads(manifest_path.read_text())
+    source = args.model or (Path(manifest["source"]["path"]) if manifest["source"]["path"] else None)
+    if source is None:
+        raise IrexportError(f"{manifest_path}: records no source model; pass --model")
+    model = load_model(source)
+    feed = load_inputs(args.inputs) if args.inputs else sample_inputs(model.config.vocab_size, args.batch, args.seq, args.seed)
+    log(f"parity of {args.export_dir} ({manifest['strategy']}, {manifest['dtype']}) on {list(feed['input_ids'].shape)} tokens")
+    report = parity(args.export_dir, model.to(DTYPES[manifest["dtype"]]), feed, args.new_tokens)
+    path = args.report or args.export_dir / "parity_report.json"
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    r, n, g = report["routing"], report["numerics"], report["generation"]
+    print(f"routing     {'PASS' if r['passed'] else 'FAIL'}  flips {r['flips']} (near ties {r['near_tie_flips']}, epsilon {r['epsilon']})")
+    print(f"logits      {'PASS' if n['logits']['passed'] else 'FAIL'}  max abs {n['logits']['max_abs']:.3g} (atol {n['atol']}, rtol {n['rtol']})")
+    print(f"kv cache    {'PASS' if n['kv_cache']['passed'] else 'FAIL'}  max abs {n['kv_cache']['max_abs']:.3g}")
+    print(f"generation  {'PASS' if g['passed'] else 'FAIL'}  {g['new_tokens']} greedy tokens")
+    print(f"parity      {'PASS' if report['passed'] else 'FAIL'}  (report: {path})")
+    return 0 if report["passed"] else 1

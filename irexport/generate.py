@@ -1,0 +1,57 @@
+"""Greedy generation with the PyTorch reference or with the exported ONNX graphs (ONNX Runtime).
+
+Both loops feed the same tokens the same way (left padding, one new token per sequence per step),
+so their outputs can be compared token for token.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def greedy_reference(model, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int, mode: str = "masked"):
+    import torch
+
+    ids, mask = torch.from_numpy(input_ids), torch.from_numpy(attention_mask)
+    generated = []
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask, mode=mode)
+        for _ in range(new_tokens):
+            token = out.logits[:, -1].float().argmax(-1, keepdim=True)
+            generated.append(token)
+            mask = torch.cat([mask, torch.ones_like(token)], 1)
+            out = model(token, attention_mask=mask, past_key_values=out.past_key_values, mode=mode)
+    return torch.cat(generated, 1).numpy()
+
+
+class OnnxGenerator:
+    """Prefill + decode sessions of an export directory."""
+
+    def __init__(self, export_dir, providers=("CPUExecutionProvider",)):
+        import json
+        from pathlib import Path
+
+        import onnxruntime as ort
+
+        export_dir = Path(export_dir)
+        self.manifest = json.loads((export_dir / "manifest.json").read_text())
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self.prefill = ort.InferenceSession(str(export_dir / self.manifest["graphs"]["prefill"]["file"]), opts, providers=list(providers))
+        self.decode = ort.InferenceSession(str(export_dir / self.manifest["graphs"]["decode"]["file"]), opts, providers=list(providers))
+        self.layers = self.manifest["model"]["num_layers"]
+
+    def greedy(self, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int) -> np.ndarray:
+        names = [o.name for o in self.prefill.get_outputs()]
+        outs = dict(zip(names, self.prefill.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})))
+        mask, generated = attention_mask, []
+        for _ in range(new_tokens):
+            token = outs["logits"][:, -1].argmax(-1).astype(np.int64)[:, None]
+            generated.append(token)
+            mask = np.concatenate([mask, np.ones_like(token)], 1)
+            feed = {"input_ids": token, "attention_mask": mask}
+            for i in range(self.layers):
+                feed[f"past_key_values.{i}.key"] = outs[f"present.{i}.key"]
+                feed[f"past_key_values.{i}.value"] = outs[f"present.{i}.value"]
+            outs = dict(zip(names, self.decode.run(None, feed)))
+        return np.concatenate(generated, 1)

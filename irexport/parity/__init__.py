@@ -1,0 +1,1 @@
+"""Parity of exported backends against the PyTorch reference, routing-aware, with Polygraphy."""
