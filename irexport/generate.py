@@ -27,7 +27,7 @@ def greedy_reference(model, input_ids: np.ndarray, attention_mask: np.ndarray, n
 class OnnxGenerator:
     """Prefill + decode sessions of an export directory."""
 
-    def __init__(self, export_dir, providers=("CPUExecutionProvider",)):
+    def __init__(self, export_dir, providers=None):
         import json
         from pathlib import Path
 
@@ -35,6 +35,8 @@ class OnnxGenerator:
 
         export_dir = Path(export_dir)
         self.manifest = json.loads((export_dir / "manifest.json").read_text())
+        if providers is None:  # CUDA when onnxruntime-gpu has it, else CPU
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         self.prefill = ort.InferenceSession(str(export_dir / self.manifest["graphs"]["prefill"]["file"]), opts, providers=list(providers))

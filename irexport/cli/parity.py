@@ -47,10 +47,12 @@ def main(args) -> int:
     path = args.report or args.export_dir / "parity_report.json"
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
-    r, n, g = report["routing"], report["numerics"], report["generation"]
-    print(f"routing     {'PASS' if r['passed'] else 'FAIL'}  flips {r['flips']} (near ties {r['near_tie_flips']}, epsilon {r['epsilon']})")
-    print(f"logits      {'PASS' if n['logits']['passed'] else 'FAIL'}  max abs {n['logits']['max_abs']:.3g} (atol {n['atol']}, rtol {n['rtol']})")
-    print(f"kv cache    {'PASS' if n['kv_cache']['passed'] else 'FAIL'}  max abs {n['kv_cache']['max_abs']:.3g}")
-    print(f"generation  {'PASS' if g['passed'] else 'FAIL'}  {g['new_tokens']} greedy tokens")
-    print(f"parity      {'PASS' if report['passed'] else 'FAIL'}  (report: {path})")
+    for graph in ("prefill", "decode"):
+        r, n = report[graph]["routing"], report[graph]["numerics"]
+        print(f"{graph:<8} routing {'PASS' if r['passed'] else 'FAIL'} (flips {r['flips']}, near ties {r['near_tie_flips']}, "
+              f"epsilon {r['epsilon']})  logits {'PASS' if n['logits']['passed'] else 'FAIL'} (max abs "
+              f"{n['logits']['max_abs']:.3g})  kv {'PASS' if n['kv_cache']['passed'] else 'FAIL'} (max abs {n['kv_cache']['max_abs']:.3g})")
+    g = report["generation"]
+    print(f"generate {'PASS' if g['passed'] else 'FAIL'} ({g['new_tokens']} greedy tokens)")
+    print(f"parity   {'PASS' if report['passed'] else 'FAIL'} (report: {path})")
     return 0 if report["passed"] else 1

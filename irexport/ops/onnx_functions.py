@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 
 from .spec import DOMAIN, OPS, OpSpec
 
-_BODY_OPSET = 18  # ScatterElements reduction=add, Reduce* with axes inputs, CastLike
+_BODY_OPSET = 18  # Reduce* with axes inputs, CastLike
 
 
 def _schema(spec: OpSpec) -> onnx.defs.OpSchema:
@@ -216,7 +216,11 @@ def _body(spec: OpSpec) -> list:
             N("Expand", ["zero_x", "pad_shape"], ["pad"]),
             N("Concat", ["x", "pad"], ["padded"], axis=1),
             N("CastLike", ["y", "x"], ["y_x"]),
-            N("ScatterElements", ["padded", "dest_full", "y_x"], ["summed"], axis=1, reduction="add"),
+            # read, add, write back (no reduction="add": ONNX Runtime's CPU provider lacks it for float16);
+            # indices are unique but for the spare row, which is sliced off
+            N("GatherElements", ["padded", "dest_full"], ["current"], axis=1),
+            N("Add", ["current", "y_x"], ["summed_rows"]),
+            N("ScatterElements", ["padded", "dest_full", "summed_rows"], ["summed"], axis=1),
             N("Slice", ["summed", "zero", "t", "axis1"], ["out"]),
         ]
     raise KeyError(spec.name)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -54,12 +55,28 @@ def load_inputs(path: Path) -> dict:
     return {"input_ids": ids, "attention_mask": mask}
 
 
+def decode_feed(prefill_feed: dict, prefill_out: dict, layers: int) -> dict:
+    """One decode step after a prefill: each sequence's greedy next token, and the prefill's cache."""
+    token = prefill_out["logits"][:, -1].argmax(-1).astype(np.int64)[:, None]
+    feed = {"input_ids": token, "attention_mask": np.concatenate([prefill_feed["attention_mask"], np.ones_like(token)], 1)}
+    for i in range(layers):
+        feed[f"past_key_values.{i}.key"] = prefill_out[f"present.{i}.key"]
+        feed[f"past_key_values.{i}.value"] = prefill_out[f"present.{i}.value"]
+    return feed
+
+
 def run_reference(model, feed: dict, mode: str, force=None) -> dict:
     import torch
 
+    dtype = next(model.parameters()).dtype
+    layers = model.config.num_hidden_layers
+    past = None
+    if "past_key_values.0.key" in feed:
+        past = tuple((torch.from_numpy(feed[f"past_key_values.{i}.key"]).to(dtype),
+                      torch.from_numpy(feed[f"past_key_values.{i}.value"]).to(dtype)) for i in range(layers))
     with torch.no_grad():
         out = model(torch.from_numpy(feed["input_ids"]), attention_mask=torch.from_numpy(feed["attention_mask"]),
-                    mode=mode, force_execute=None if force is None else torch.from_numpy(force))
+                    past_key_values=past, mode=mode, force_execute=None if force is None else torch.from_numpy(force))
     result = {"logits": out.logits.float().numpy(), "decisions": out.execute.numpy(), "router_margin": out.margin.numpy()}
     for i, (k, v) in enumerate(out.past_key_values):
         result[f"present.{i}.key"] = k.float().numpy()
@@ -67,15 +84,44 @@ def run_reference(model, feed: dict, mode: str, force=None) -> dict:
     return result
 
 
+def onnxrt_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return ["cuda", "cpu"] if "CUDAExecutionProvider" in ort.get_available_providers() else ["cpu"]
+
+
 def run_onnxrt(model_path: Path, feed: dict) -> dict:
     from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
     from polygraphy.logger import G_LOGGER
 
     G_LOGGER.module_severity = G_LOGGER.ERROR
+    with onnxrt_errors(model_path):
+        with OnnxrtRunner(SessionFromOnnx(str(model_path), providers=onnxrt_providers()), name=ONNXRT) as runner:
+            return dict(runner.infer(feed))
 
-    with OnnxrtRunner(SessionFromOnnx(str(model_path), providers=["cpu"]), name=ONNXRT) as runner:
-        outputs = runner.infer(feed)
-    return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in outputs.items()}
+
+@contextlib.contextmanager
+def onnxrt_errors(model_path: Path):
+    """ONNX Runtime (or Polygraphy input check) failures as one line."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own pybind exception types
+        if not type(e).__module__.startswith(("onnxruntime", "polygraphy")):
+            raise
+        first = str(e).strip().splitlines()[0]
+        raise IrexportError(f"{model_path}: ONNX Runtime failed: {first}") from None
+
+
+def compare_graph(model, path: Path, feed: dict, strategy: str, tol: dict) -> tuple[dict, dict]:
+    """Routing and numerics of one graph on one feed; also returns the backend's outputs."""
+    ref = run_reference(model, feed, strategy)
+    got = run_onnxrt(path, feed)
+    valid = feed["attention_mask"][:, -feed["input_ids"].shape[1]:].astype(bool)
+    routing = compare_decisions(ref, got, valid, tol["margin_epsilon"])
+    replay = ref if routing["flips"] == 0 else run_reference(model, feed, strategy, force=got["decisions"])
+    numerics = compare_numerics(replay, got, tol["atol"], tol["rtol"])
+    numerics["replayed_backend_decisions"] = routing["flips"] > 0
+    return {"routing": routing, "numerics": numerics, "passed": routing["passed"] and numerics["passed"]}, got
 
 
 def compare_decisions(ref: dict, got: dict, valid: np.ndarray, epsilon: float) -> dict:
@@ -102,7 +148,7 @@ def compare_numerics(ref: dict, got: dict, atol: float, rtol: float) -> dict:
     names = [n for n in ref if n == "logits" or n.startswith("present.")]
     results = RunResults()
     for runner, outputs in ((REFERENCE, ref), (ONNXRT, got)):
-        arrays = {n: np.ascontiguousarray(outputs[n]) for n in names}
+        arrays = {n: np.ascontiguousarray(outputs[n].astype(np.float32)) for n in names}  # compare in float32
         results.append((runner, [IterationResult(arrays, runner_name=runner)]))
     accuracy = Comparator.compare_accuracy(results, compare_func=CompareFunc.simple(atol=atol, rtol=rtol, check_shapes=True))
     if not hasattr(accuracy, "keys"):  # newer Polygraphy returns one AccuracyResult per comparison function
@@ -123,18 +169,18 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8) -> dict:
     manifest = json.loads((export_dir / "manifest.json").read_text())
     dtype, strategy = manifest["dtype"], manifest["strategy"]
     tol = TOLERANCES[dtype]
-    valid = feed["attention_mask"].astype(bool)
-
-    ref = run_reference(model, feed, strategy)
-    got = run_onnxrt(export_dir / manifest["graphs"]["prefill"]["file"], feed)
-    routing = compare_decisions(ref, got, valid, tol["margin_epsilon"])
-    replay = ref if routing["flips"] == 0 else run_reference(model, feed, strategy, force=got["decisions"])
-    numerics = compare_numerics(replay, got, tol["atol"], tol["rtol"])
-    numerics["replayed_backend_decisions"] = routing["flips"] > 0
+    if dtype == "bfloat16" and "cuda" not in onnxrt_providers():
+        raise IrexportError(f"{export_dir}: bfloat16 parity needs ONNX Runtime's CUDA provider (onnxruntime-gpu on a GPU "
+                            "host); the CPU provider has no bfloat16 kernels")
+    graphs = manifest["graphs"]
+    prefill, got = compare_graph(model, export_dir / graphs["prefill"]["file"], feed, strategy, tol)
+    step = decode_feed(feed, got, manifest["model"]["num_layers"])
+    decode, _ = compare_graph(model, export_dir / graphs["decode"]["file"], step, strategy, tol)
 
     generation = {"new_tokens": new_tokens}
     if new_tokens > 0:
-        theirs = OnnxGenerator(export_dir).greedy(feed["input_ids"], feed["attention_mask"], new_tokens)
+        with onnxrt_errors(export_dir / manifest["graphs"]["decode"]["file"]):
+            theirs = OnnxGenerator(export_dir).greedy(feed["input_ids"], feed["attention_mask"], new_tokens)
         ours = greedy_reference(model, feed["input_ids"], feed["attention_mask"], new_tokens, strategy)
         generation.update(reference=ours.tolist(), onnxrt=theirs.tolist(), passed=bool((ours == theirs).all()))
     else:
@@ -142,6 +188,6 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8) -> dict:
     return {
         "export": str(export_dir), "dtype": dtype, "strategy": strategy, "backends": [REFERENCE, ONNXRT],
         "inputs": {k: list(v.shape) for k, v in feed.items()},
-        "routing": routing, "numerics": numerics, "generation": generation,
-        "passed": routing["passed"] and numerics["passed"] and generation["passed"],
+        "tolerances": tol, "prefill": prefill, "decode": decode, "generation": generation,
+        "passed": prefill["passed"] and decode["passed"] and generation["passed"],
     }
