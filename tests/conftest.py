@@ -60,6 +60,33 @@ def router_tuning_state_dict(model) -> dict:
             for key, value in model.routing.state_dict().items()}
 
 
+EXPORT_LAYERS = 2  # export time grows with depth; two layers exercise everything
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """exported(name, strategy, dtype) -> (export dir, model dir); each export is made once per session."""
+    from irexport.checkpoints import save_model
+    from irexport.models.random_init import byte_tokenizer
+
+    root = tmp_path_factory.mktemp("exports")
+    cache = {}
+
+    def get(name, strategy="compact", dtype="float32"):
+        key = (name, strategy, dtype)
+        if key not in cache:
+            model_dir = root / f"{name}-model"
+            if not model_dir.exists():
+                save_model(tiny(name, num_hidden_layers=EXPORT_LAYERS), model_dir, tokenizer=byte_tokenizer())
+            out = root / f"{name}-{strategy}-{dtype}"
+            assert cli_main(["export", str(model_dir), "-o", str(out), "--strategy", strategy, "--dtype", dtype]) == 0
+            cache[key] = (out, model_dir)
+        return cache[key]
+
+    return get
+
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""

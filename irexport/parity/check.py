@@ -144,13 +144,15 @@ def compare_decisions(ref: dict, got: dict, valid: np.ndarray, epsilon: float) -
 
 
 def compare_numerics(ref: dict, got: dict, atol: float, rtol: float) -> dict:
-    from polygraphy.comparator import CompareFunc, Comparator, IterationResult, RunResults
+    from polygraphy import comparator
+    from polygraphy.comparator import Comparator, IterationResult, RunResults
     names = [n for n in ref if n == "logits" or n.startswith("present.")]
     results = RunResults()
     for runner, outputs in ((REFERENCE, ref), (ONNXRT, got)):
         arrays = {n: np.ascontiguousarray(outputs[n].astype(np.float32)) for n in names}  # compare in float32
         results.append((runner, [IterationResult(arrays, runner_name=runner)]))
-    accuracy = Comparator.compare_accuracy(results, compare_func=CompareFunc.simple(atol=atol, rtol=rtol, check_shapes=True))
+    simple = getattr(comparator, "SimpleCompareFunc", None) or comparator.CompareFunc.simple  # renamed in 0.53
+    accuracy = Comparator.compare_accuracy(results, compare_func=simple(atol=atol, rtol=rtol, check_shapes=True))
     if not hasattr(accuracy, "keys"):  # newer Polygraphy returns one AccuracyResult per comparison function
         accuracy = accuracy[0]
     per_output = accuracy[(REFERENCE, ONNXRT)][0]
