@@ -104,6 +104,25 @@ def _first_score(out: str = "s0") -> list:
     ]
 
 
+def _row_offsets(x: str, stride: str) -> list:
+    """offsets [B, 1] = b * stride for flattening [B, T', D] rows; defines b, t, t_plus_1, d, one, minus_one."""
+    N = helper.make_node
+    return [
+        _c("one", [1]),
+        _c("minus_one", [-1]),
+        N("Shape", [x], ["b"], start=0, end=1),
+        N("Shape", [x], ["t"], start=1, end=2),
+        N("Shape", [x], ["d"], start=2, end=3),
+        N("Add", ["t", "one"], ["t_plus_1"]),
+        N("Squeeze", ["b"], ["b_scalar"]),
+        N("Constant", [], ["zero_scalar"], value=helper.make_tensor("zero_scalar", TensorProto.INT64, [], [0])),
+        N("Constant", [], ["one_scalar"], value=helper.make_tensor("one_scalar", TensorProto.INT64, [], [1])),
+        N("Range", ["zero_scalar", "b_scalar", "one_scalar"], ["batch_ids"]),
+        N("Unsqueeze", ["batch_ids", "one"], ["batch_col"]),
+        N("Mul", ["batch_col", stride], ["offsets"]),
+    ]
+
+
 def _body(spec: OpSpec) -> list:
     N = helper.make_node
     if spec.name == "RouteArgmax":
@@ -178,50 +197,47 @@ def _body(spec: OpSpec) -> list:
             N("Slice", ["scattered", "zero", "tq_1d", "axis1"], ["index"]),
         ]
     if spec.name == "RouteGather":
-        return [
+        # whole rows through Gather on the flattened [B*T, D] rows: a row copy, not an element gather
+        return _row_offsets("x", stride="t") + [
             _c("zero", [0]),
             _c("last_axis", [-1]),
-            N("GreaterOrEqual", ["index", "zero"], ["ok"]),
             N("Max", ["index", "zero"], ["safe"]),
-            N("Shape", ["index"], ["bq"]),
-            N("Shape", ["x"], ["d"], start=2),
-            N("Concat", ["bq", "d"], ["out_shape"], axis=0),
-            N("Unsqueeze", ["safe", "last_axis"], ["safe_3d"]),
-            N("Expand", ["safe_3d", "out_shape"], ["rows_idx"]),
-            N("GatherElements", ["x", "rows_idx"], ["rows"], axis=1),
+            N("Add", ["safe", "offsets"], ["flat_index"]),
+            N("Concat", ["minus_one", "d"], ["rows_shape"], axis=0),
+            N("Reshape", ["x", "rows_shape"], ["rows"]),
+            N("Gather", ["rows", "flat_index"], ["picked"], axis=0),  # [B, Tq, D]
+            N("GreaterOrEqual", ["index", "zero"], ["ok"]),
             N("Unsqueeze", ["ok", "last_axis"], ["ok_3d"]),
             _c("zero_f", 0.0, TensorProto.FLOAT),
             N("CastLike", ["zero_f", "x"], ["zero_x"]),
-            N("Where", ["ok_3d", "rows", "zero_x"], ["out"]),
+            N("Where", ["ok_3d", "picked", "zero_x"], ["out"]),
         ]
     if spec.name == "RouteScatterAdd":
-        return [
+        # rows of x padded with one spare row per sequence (the target of index -1), flattened to
+        # [B*(T+1), D]; read, add and write back whole rows (ScatterND), then drop the spare rows
+        return _row_offsets("x", stride="t_plus_1") + [
             _c("zero", [0]),
-            _c("one", [1]),
             _c("axis1", [1]),
             _c("last_axis", [-1]),
-            N("Shape", ["x"], ["t"], start=1, end=2),
             N("Squeeze", ["t"], ["t_scalar"]),
             N("GreaterOrEqual", ["index", "zero"], ["ok"]),
-            N("Where", ["ok", "index", "t_scalar"], ["dest"]),  # padding rows go to a spare row
-            N("Shape", ["index"], ["bq"]),
-            N("Shape", ["x"], ["d"], start=2),
-            N("Concat", ["bq", "d"], ["upd_shape"], axis=0),
-            N("Unsqueeze", ["dest", "last_axis"], ["dest_3d"]),
-            N("Expand", ["dest_3d", "upd_shape"], ["dest_full"]),
-            N("Shape", ["x"], ["b"], start=0, end=1),
+            N("Where", ["ok", "index", "t_scalar"], ["local"]),
+            N("Add", ["local", "offsets"], ["flat_index"]),
             N("Concat", ["b", "one", "d"], ["pad_shape"], axis=0),
             _c("zero_f", 0.0, TensorProto.FLOAT),
             N("CastLike", ["zero_f", "x"], ["zero_x"]),
             N("Expand", ["zero_x", "pad_shape"], ["pad"]),
             N("Concat", ["x", "pad"], ["padded"], axis=1),
+            N("Concat", ["minus_one", "d"], ["rows_shape"], axis=0),
+            N("Reshape", ["padded", "rows_shape"], ["rows"]),
+            N("Gather", ["rows", "flat_index"], ["current"], axis=0),
             N("CastLike", ["y", "x"], ["y_x"]),
-            # read, add, write back (no reduction="add": ONNX Runtime's CPU provider lacks it for float16);
-            # indices are unique but for the spare row, which is sliced off
-            N("GatherElements", ["padded", "dest_full"], ["current"], axis=1),
             N("Add", ["current", "y_x"], ["summed_rows"]),
-            N("ScatterElements", ["padded", "dest_full", "summed_rows"], ["summed"], axis=1),
-            N("Slice", ["summed", "zero", "t", "axis1"], ["out"]),
+            N("Unsqueeze", ["flat_index", "last_axis"], ["nd_index"]),
+            N("ScatterND", ["rows", "nd_index", "summed_rows"], ["written"]),  # unique rows but the spare ones
+            N("Concat", ["b", "t_plus_1", "d"], ["padded_shape"], axis=0),
+            N("Reshape", ["written", "padded_shape"], ["written_3d"]),
+            N("Slice", ["written_3d", "zero", "t", "axis1"], ["out"]),
         ]
     raise KeyError(spec.name)
 
