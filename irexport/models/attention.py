@@ -48,8 +48,10 @@ def attend(attn, q, k, v, q_slot, key_ok, window):
         allowed &= (q_slot[:, :, None] - key_slot[None, None, :]) < window
     k = repeat_kv(k, attn.num_key_value_groups)
     v = repeat_kv(v, attn.num_key_value_groups)
-    scores = torch.matmul(q, k.transpose(2, 3)) * attn.scaling
-    scores = scores.masked_fill(~allowed[:, None], torch.finfo(scores.dtype).min)
+    # an additive mask built once per [B, 1, Tq, S], as transformers' eager attention does: a broadcast
+    # Add is far cheaper in ONNX Runtime than a Where over every head's scores
+    bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, torch.finfo(q.dtype).min)
+    scores = torch.matmul(q, k.transpose(2, 3)) * attn.scaling + bias[:, None]
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
     return torch.matmul(probs, v).transpose(1, 2).flatten(2)  # [B, Tq, H*hd]
 
