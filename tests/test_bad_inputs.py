@@ -193,3 +193,9 @@ def test_unwritable_output_directory(tmp_path, cli, native):
         locked.mkdir(mode=0o500)
         target = locked / "run"
     expect_error(cli("run", native, "--input-ids", tmp_path / "ids.npy", "-o", target), "irexport-out" if os.geteuid() == 0 else "locked")
+
+
+def test_unsupported_architecture(tmp_path, cli, native):
+    config = json.loads((native / "config.json").read_text())
+    (native / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    expect_error(run_native(cli, tmp_path, native), "model_type 'gpt2' is not supported")

@@ -36,7 +36,8 @@ def test_onnxruntime_parity(exported, name, strategy):
     assert 0 < report["prefill"]["routing"]["units"][0]["agreement"] <= 1
 
 
-@pytest.mark.parametrize("name,strategy", [("informed", "compact"), ("mod", "masked"), ("router_tuning", "compact")])
+@pytest.mark.parametrize("name,strategy", [("informed", "compact"), ("skipgpt", "masked"), ("router_tuning", "compact"),
+                                           ("router_tuning_seq", "masked"), ("mod", "compact")])
 def test_onnxruntime_parity_float16(exported, name, strategy):
     out, model_dir = exported(name, strategy, "float16")
     model = load_model(model_dir).to(torch.float16)

@@ -14,6 +14,7 @@ from . import convert, demo, export, generate, init, inspect, parity, run
 
 COMMANDS = (init, convert, run, inspect, export, parity, generate, demo)
 EXIT_BAD_INPUT = 2
+OPTIONAL = {"onnx": "onnx", "onnxscript": "onnx", "onnxruntime": "onnx", "tensorrt": None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except IrexportError as e:
         print(f"irexport: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in OPTIONAL:
+            raise
+        extra = f"pip install 'irexport[{OPTIONAL[top]}]'" if OPTIONAL[top] else "see the README"
+        print(f"irexport: error: '{args.command}' needs the {top} package, which is not installed ({extra})", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("irexport: interrupted (no partial output was kept)", file=sys.stderr)
