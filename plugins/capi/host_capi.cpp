@@ -1,0 +1,53 @@
+// C ABI over the host implementations, for the CPU tests (ctypes). Returns 0 on success.
+#include "../common/route_host.h"
+
+using namespace irexport;
+
+#define IRX_EXPORT extern "C" __attribute__((visibility("default")))
+
+IRX_EXPORT int irx_host_argmax(void const* scores, int dtype, int batch, int seq, float* margin)
+{
+    host::argmax(DecideParams{scores, nullptr, margin, batch, seq, 2, Dtype(dtype), 0.f, 0.f});
+    return 0;
+}
+
+IRX_EXPORT int irx_host_threshold(
+    void const* scores, int dtype, int batch, int seq, int channels, float threshold, float* margin)
+{
+    host::threshold(DecideParams{scores, nullptr, margin, batch, seq, channels, Dtype(dtype), threshold, 0.f});
+    return 0;
+}
+
+IRX_EXPORT int irx_host_topk(
+    void const* scores, uint8_t const* valid, int dtype, int batch, int seq, int channels, float capacity, float* margin)
+{
+    host::topk(DecideParams{scores, valid, margin, batch, seq, channels, Dtype(dtype), 0.f, capacity});
+    return 0;
+}
+
+IRX_EXPORT int64_t irx_host_index_count(uint8_t const* execute, int batch, int seq)
+{
+    return host::indexCount(execute, batch, seq);
+}
+
+IRX_EXPORT int irx_host_index(uint8_t const* execute, int batch, int seq, int64_t* index, int64_t* tq)
+{
+    host::index(IndexParams{execute, index, tq, nullptr, batch, seq});
+    return 0;
+}
+
+IRX_EXPORT int irx_host_gather(
+    void const* x, int64_t const* index, int dtype, int batch, int seq, int tq, int dim, void* out)
+{
+    host::gather(GatherParams{x, index, out, batch, seq, tq, dim, Dtype(dtype)});
+    return 0;
+}
+
+IRX_EXPORT int irx_host_scatter_add(
+    void const* x, void const* y, int64_t const* index, int dtype, int batch, int seq, int tq, int dim, void* out)
+{
+    host::scatterAdd(ScatterAddParams{x, y, index, out, batch, seq, tq, dim, Dtype(dtype)});
+    return 0;
+}
+
+

@@ -1,0 +1,77 @@
+// Per-token routing logic shared by the CUDA kernels and the host build (tested on the CPU).
+// Plain types only: no TensorRT, no CUDA runtime types, so the same code serves the plugins,
+// the test bindings and the host reference.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define IRX_HD __host__ __device__ __forceinline__
+#else
+#define IRX_HD inline
+#endif
+
+namespace irexport {
+
+// Element types of float tensors, numbered as TensorRT's DataType (kFLOAT 0, kHALF 1, kBF16 7).
+enum class Dtype : int32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 7 };
+
+// RouteArgmax: class 0 executes, also on a tie.
+IRX_HD float argmaxMargin(float s0, float s1) { return s0 - s1; }
+
+// RouteThreshold: sigmoid(s) - threshold.
+IRX_HD float thresholdMargin(float s, float threshold) { return 1.0f / (1.0f + expf(-s)) - threshold; }
+
+// RouteTopK: tokens kept per sequence, k = ceil(valid * capacity) in float32 (as the ONNX body).
+IRX_HD int32_t topkCount(int32_t valid, float capacity) { return static_cast<int32_t>(ceilf(static_cast<float>(valid) * capacity)); }
+
+// RouteTopK: the boundary halfway between the k-th and (k+1)-th largest valid score (1-based k);
+// when k covers every valid token, halfway between the k-th and k-th - 1.
+IRX_HD float topkBoundary(float kth, float next, bool hasNext) { return (kth + (hasNext ? next : kth - 1.0f)) / 2.0f; }
+
+// RouteTopK ranking: does score a (position i) rank before score b (position j)? Descending, ties by position.
+IRX_HD bool ranksBefore(float a, int32_t i, float b, int32_t j) { return a > b || (a == b && i < j); }
+
+// ---- parameter structs of the kernels (device pointers; shapes in elements) ----------------------
+
+struct DecideParams
+{
+    const void* scores; // [B, T, C] of dtype
+    const uint8_t* valid; // [B, T] bool (RouteTopK only)
+    float* margin; // [B, T]
+    int32_t batch, seq, channels;
+    Dtype dtype;
+    float threshold; // RouteThreshold
+    float capacity; // RouteTopK
+};
+
+struct IndexParams
+{
+    const uint8_t* execute; // [B, T] bool
+    int64_t* index; // [B, Tq], Tq = largest executed count; -1 padded
+    int64_t* tq; // scalar: Tq (the size tensor of the data-dependent output)
+    int32_t* workspace; // [B * (T + 1)] int32: packed positions, then per-sequence counts
+    int32_t batch, seq;
+};
+
+struct GatherParams
+{
+    const void* x; // [B, T, D]
+    const int64_t* index; // [B, Tq]
+    void* out; // [B, Tq, D]
+    int32_t batch, seq, tq, dim;
+    Dtype dtype;
+};
+
+struct ScatterAddParams
+{
+    const void* x; // [B, T, D]
+    const void* y; // [B, Tq, D]
+    const int64_t* index; // [B, Tq]
+    void* out; // [B, T, D]
+    int32_t batch, seq, tq, dim;
+    Dtype dtype;
+};
+
+} // namespace irexport

@@ -1,0 +1,162 @@
+"""The routing kernels of plugins/: the host build (CPU, everywhere) and the CUDA build (nvcc compile
+everywhere nvcc is installed; kernel correctness on a GPU), all against the torch ops of the reference."""
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from irexport.ops import torch_ops
+
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 7}  # TensorRT DataType numbering
+
+
+def cmake_build(build_dir: Path, *options) -> Path:
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed")
+    configure = subprocess.run(["cmake", "-S", str(PLUGINS), "-B", str(build_dir), *options], capture_output=True, text=True)
+    assert configure.returncode == 0, configure.stderr
+    build = subprocess.run(["cmake", "--build", str(build_dir), "-j2"], capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    return build_dir
+
+
+@pytest.fixture(scope="session")
+def host_lib(tmp_path_factory):
+    build = cmake_build(tmp_path_factory.mktemp("plugins-host"), "-DIRX_WITH_CUDA=OFF")
+    lib = ctypes.CDLL(str(build / "libirexport_host.so"))
+    lib.irx_host_index_count.restype = ctypes.c_int64
+    return lib
+
+
+def ptr(t: torch.Tensor):
+    """The tensor's data pointer; the caller keeps the tensor alive (no temporaries)."""
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def poisoned(shape, dtype, device="cpu"):
+    """Outputs start as NaN (or -7 for integers) so that elements a kernel fails to write are caught."""
+    if dtype.is_floating_point:
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+    return torch.full(shape, -7, dtype=dtype, device=device)
+
+
+def random_case(seed, batch, seq, fraction):
+    g = torch.Generator().manual_seed(seed)
+    execute = torch.rand(batch, seq, generator=g) < fraction
+    valid = torch.ones(batch, seq, dtype=torch.bool)
+    if batch > 1:
+        valid[1, : seq // 3] = False
+    return execute & valid, valid, g
+
+
+SHAPES = [(1, 1), (2, 7), (3, 64), (2, 300)]
+FRACTIONS = [0.0, 0.4, 1.0]
+
+
+@pytest.mark.parametrize("batch,seq", SHAPES)
+@pytest.mark.parametrize("fraction", FRACTIONS)
+def test_host_index_gather_scatter(host_lib, batch, seq, fraction):
+    execute, _, g = random_case(batch * seq, batch, seq, fraction)
+    expected = torch_ops.route_index(execute)
+    ex8 = execute.to(torch.uint8).contiguous()  # kept alive: ctypes only sees its pointer
+    tq = host_lib.irx_host_index_count(ptr(ex8), batch, seq)
+    assert tq == expected.shape[1]
+    index, tq_out = poisoned((batch, max(tq, 1)), torch.int64), torch.zeros(1, dtype=torch.int64)
+    assert host_lib.irx_host_index(ptr(ex8), batch, seq, ptr(index), ptr(tq_out)) == 0
+    assert tq_out.item() == tq
+    assert torch.equal(index.flatten()[: batch * tq].view(batch, tq), expected)
+    for dtype, code in DTYPES.items():
+        x = torch.randn(batch, seq, 24, generator=g).to(dtype)
+        out = poisoned((batch, tq, 24), dtype)
+        host_lib.irx_host_gather(ptr(x), ptr(expected.contiguous()), code, batch, seq, tq, 24, ptr(out))
+        assert torch.equal(out, torch_ops.route_gather(x, expected))
+        y = torch.randn(batch, tq, 24, generator=g).to(dtype)
+        out = poisoned((batch, seq, 24), dtype)
+        host_lib.irx_host_scatter_add(ptr(x), ptr(y), ptr(expected.contiguous()), code, batch, seq, tq, 24, ptr(out))
+        assert torch.equal(out, torch_ops.route_scatter_add(x, y, expected)), dtype
+
+
+@pytest.mark.parametrize("batch,seq", SHAPES)
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_host_decisions(host_lib, batch, seq, dtype):
+    _, valid, g = random_case(seq, batch, seq, 0.5)
+    scores2 = torch.randn(batch, seq, 2, generator=g).to(dtype)
+    scores1 = torch.randn(batch, seq, 1, generator=g).to(dtype)
+    margin = poisoned((batch, seq), torch.float32)
+    host_lib.irx_host_argmax(ptr(scores2), DTYPES[dtype], batch, seq, ptr(margin))
+    assert torch.equal(margin, torch_ops.route_argmax(scores2))
+    host_lib.irx_host_threshold(ptr(scores1), DTYPES[dtype], batch, seq, 1, ctypes.c_float(0.3), ptr(margin))
+    assert torch.allclose(margin, torch_ops.route_threshold(scores1, 0.3), atol=1e-6)
+    for capacity in (0.25, 0.5, 1.0):
+        v8 = valid.to(torch.uint8).contiguous()
+        host_lib.irx_host_topk(ptr(scores1), ptr(v8), DTYPES[dtype], batch, seq, 1, ctypes.c_float(capacity), ptr(margin))
+        expected = torch_ops.route_topk(scores1, valid, capacity)
+        assert torch.equal(margin, expected), capacity
+        kept = ((margin >= 0) & valid).sum(1)
+        assert torch.equal(kept, torch.ceil(valid.sum(1).float() * capacity).long())
+
+
+def test_kernels_compile_with_nvcc(tmp_path):
+    """The CUDA kernel library builds for the default architectures (80;86;89;90) with nvcc."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    build = cmake_build(tmp_path / "plugins")
+    lib = build / "libirexport_kernels.so"
+    assert lib.is_file()
+    symbols = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True).stdout
+    exported = {line.split()[-1] for line in symbols.splitlines() if " T " in line}
+    assert exported == {"irx_cuda_argmax", "irx_cuda_threshold", "irx_cuda_topk", "irx_cuda_index",
+                        "irx_cuda_index_workspace_size", "irx_cuda_gather", "irx_cuda_scatter_add"}
+
+
+@pytest.fixture(scope="session")
+def cuda_lib(tmp_path_factory):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU (torch.cuda.is_available() is False)")
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    build = cmake_build(tmp_path_factory.mktemp("plugins-cuda"))
+    lib = ctypes.CDLL(str(build / "libirexport_kernels.so"))
+    lib.irx_cuda_index_workspace_size.restype = ctypes.c_size_t
+    return lib
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("batch,seq", SHAPES + [(4, 2048)])
+@pytest.mark.parametrize("fraction", FRACTIONS)
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_cuda_kernels_match_the_torch_ops(cuda_lib, batch, seq, fraction, dtype):
+    execute, valid, g = random_case(batch * seq + 1, batch, seq, fraction)
+    dev = torch.device("cuda")
+    ex8 = execute.to(torch.uint8).to(dev)
+    expected = torch_ops.route_index(execute)
+    tq = expected.shape[1]
+    index, tq_out = poisoned((batch * seq,), torch.int64, dev), torch.zeros(1, dtype=torch.int64, device=dev)
+    workspace = torch.empty(cuda_lib.irx_cuda_index_workspace_size(batch, seq) // 4 + 1, dtype=torch.int32, device=dev)
+    assert cuda_lib.irx_cuda_index(ptr(ex8), batch, seq, ptr(index), ptr(tq_out), ptr(workspace)) == 0
+    assert tq_out.item() == tq and torch.equal(index[: batch * tq].view(batch, tq).cpu(), expected)
+    x = torch.randn(batch, seq, 200, generator=g).to(dtype)
+    x_dev, idx = x.to(dev), expected.to(dev).contiguous()
+    out = poisoned((batch, tq, 200), dtype, dev)
+    assert cuda_lib.irx_cuda_gather(ptr(x_dev), ptr(idx), DTYPES[dtype], batch, seq, tq, 200, ptr(out)) == 0
+    assert torch.equal(out.cpu(), torch_ops.route_gather(x, expected))
+    y = torch.randn(batch, tq, 200, generator=g).to(dtype)
+    y_dev = y.to(dev)
+    out = poisoned((batch, seq, 200), dtype, dev)
+    assert cuda_lib.irx_cuda_scatter_add(ptr(x_dev), ptr(y_dev), ptr(idx), DTYPES[dtype], batch, seq, tq, 200, ptr(out)) == 0
+    assert torch.equal(out.cpu(), torch_ops.route_scatter_add(x, y, expected))
+    scores = torch.randn(batch, seq, 1, generator=g).to(dtype)
+    scores_dev, v8 = scores.to(dev), valid.to(torch.uint8).to(dev)
+    margin = poisoned((batch, seq), torch.float32, dev)
+    assert cuda_lib.irx_cuda_topk(ptr(scores_dev), ptr(v8), DTYPES[dtype], batch, seq, 1, ctypes.c_float(0.5), ptr(margin)) == 0
+    assert torch.equal(margin.cpu(), torch_ops.route_topk(scores, valid, 0.5))
+    scores2 = torch.randn(batch, seq, 2, generator=g).to(dtype)
+    scores2_dev = scores2.to(dev)
+    assert cuda_lib.irx_cuda_argmax(ptr(scores2_dev), DTYPES[dtype], batch, seq, ptr(margin)) == 0
+    assert torch.equal(margin.cpu(), torch_ops.route_argmax(scores2))
