@@ -15,6 +15,13 @@ from pathlib import Path
 from .errors import IrexportError
 
 
+def _publishable(tmp: Path, directory: bool) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) paths; give them the modes a plain create would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)
+
+
 def _prepare_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +43,7 @@ def atomic_file(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        _publishable(Path(tmp), directory=False)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -62,6 +70,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False):
         raise IrexportError(f"{path}: cannot write the output there ({e.strerror})") from None
     try:
         yield tmp
+        _publishable(tmp, directory=True)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

@@ -28,13 +28,14 @@ class OnnxGenerator:
     """Prefill + decode sessions of an export directory."""
 
     def __init__(self, export_dir, providers=None):
-        import json
         from pathlib import Path
 
         import onnxruntime as ort
 
+        from .export.manifest import load_manifest
+
         export_dir = Path(export_dir)
-        self.manifest = json.loads((export_dir / "manifest.json").read_text())
+        self.manifest = load_manifest(export_dir)
         if providers is None:  # CUDA when onnxruntime-gpu has it, else CPU
             providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         opts = ort.SessionOptions()

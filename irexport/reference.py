@@ -18,51 +18,71 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 RUNNER_NAME = "irexport-torch-reference"
 
 
-def load_input_ids(path: Path, vocab_size: int) -> np.ndarray:
+def _load_npy(path: Path) -> np.ndarray:
     try:
-        ids = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise IrexportError(f"{path}: not found") from None
     except (ValueError, OSError, EOFError) as e:
         raise IrexportError(f"{path}: not a readable .npy array ({e})") from None
+
+
+def check_input_ids(ids: np.ndarray, vocab_size: int, where: str) -> np.ndarray:
     if ids.ndim == 1:
         ids = ids[None]
     if ids.ndim != 2 or ids.shape[1] == 0 or ids.shape[0] == 0:
-        raise IrexportError(f"{path}: input ids must have shape [batch, seq] with seq > 0, got {list(ids.shape)}")
+        raise IrexportError(f"{where}: input ids must have shape [batch, seq] with seq > 0, got {list(ids.shape)}")
     if not np.issubdtype(ids.dtype, np.integer):
-        raise IrexportError(f"{path}: input ids must be integers, got {ids.dtype}")
+        raise IrexportError(f"{where}: input ids must be integers, got {ids.dtype}")
     if ids.min() < 0 or ids.max() >= vocab_size:
-        raise IrexportError(f"{path}: token ids must lie in [0, {vocab_size}), got [{ids.min()}, {ids.max()}]")
+        raise IrexportError(f"{where}: token ids must lie in [0, {vocab_size}), got [{ids.min()}, {ids.max()}]")
     return ids.astype(np.int64)
 
 
-def load_attention_mask(path: Path, shape: tuple) -> np.ndarray:
-    try:
-        mask = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, ValueError, OSError, EOFError) as e:
-        raise IrexportError(f"{path}: not a readable .npy array ({e})") from None
+def check_attention_mask(mask: np.ndarray, shape: tuple, where: str) -> np.ndarray:
     if mask.ndim == 1:
         mask = mask[None]
     if tuple(mask.shape) != tuple(shape):
-        raise IrexportError(f"{path}: attention mask has shape {list(mask.shape)}, the input ids {list(shape)}")
+        raise IrexportError(f"{where}: attention mask has shape {list(mask.shape)}, the input ids {list(shape)}")
     if not np.isin(mask, (0, 1)).all() or not mask.any(axis=1).all():
-        raise IrexportError(f"{path}: attention mask must be 0/1 with at least one real token per sequence")
+        raise IrexportError(f"{where}: attention mask must be 0/1 with at least one real token per sequence")
     return mask.astype(np.int64)
 
 
-def tokenize(model_dir: Path, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def load_input_ids(path: Path, vocab_size: int) -> np.ndarray:
+    return check_input_ids(_load_npy(path), vocab_size, str(path))
+
+
+def load_attention_mask(path: Path, shape: tuple) -> np.ndarray:
+    return check_attention_mask(_load_npy(path), shape, str(path))
+
+
+def has_tokenizer(model_dir: Path) -> bool:
+    return any((Path(model_dir) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"))
+
+
+def load_tokenizer(model_dir: Path):
     from transformers import AutoTokenizer
 
-    if not any((Path(model_dir) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir))
+    except (OSError, ValueError) as e:
+        raise IrexportError(f"{model_dir}: cannot load the tokenizer ({str(e).splitlines()[0] if str(e) else e})") from None
+
+
+def tokenize(model_dir: Path, texts: list[str], vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    if not has_tokenizer(model_dir):
         raise IrexportError(f"{model_dir}: the model has no tokenizer; pass token ids with --input-ids")
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok = load_tokenizer(model_dir)
     tok.padding_side = "left"
     if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise IrexportError(f"{model_dir}: the tokenizer has neither a pad nor an eos token to pad a batch with")
         tok.pad_token = tok.eos_token
     enc = tok(texts, return_tensors="np", padding=True)
-    if enc["input_ids"].shape[1] == 0:
-        raise IrexportError("--text: the text tokenizes to no tokens")
-    return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+    where = "--text"
+    ids = check_input_ids(enc["input_ids"], vocab_size, where)
+    return ids, check_attention_mask(enc["attention_mask"], ids.shape, where)
 
 
 @torch.no_grad()

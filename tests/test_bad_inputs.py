@@ -199,3 +199,16 @@ def test_unsupported_architecture(tmp_path, cli, native):
     config = json.loads((native / "config.json").read_text())
     (native / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
     expect_error(run_native(cli, tmp_path, native), "model_type 'gpt2' is not supported")
+
+
+def test_init_rejects_an_odd_head_size(tmp_path, cli):
+    expect_error(cli("init", tmp_path / "m", "--hidden-size", "12", "--heads", "4"), "even head size")
+    assert not (tmp_path / "m").exists()
+
+
+def test_outputs_get_normal_permissions(tmp_path, cli, native):
+    assert cli("run", native, "--input-ids", tmp_path / "ids.npy", "-o", tmp_path / "run")[0] == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (tmp_path / "run" / "run.json").stat().st_mode & 0o777 == 0o666 & ~umask

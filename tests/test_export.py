@@ -32,8 +32,12 @@ def test_onnxruntime_parity(exported, name, strategy):
     report = parity(out, model, sample_inputs(model.config.vocab_size, batch=3, seq=20, seed=1), new_tokens=6)
     check_report(report)
     assert report["prefill"]["numerics"]["logits"]["max_abs"] <= 1e-4
-    # the routing really is mixed in this test, so both paths of every unit ran
-    assert 0 < report["prefill"]["routing"]["units"][0]["agreement"] <= 1
+    # the routing really is mixed on these inputs, so both paths of every routed unit ran
+    feed = sample_inputs(model.config.vocab_size, batch=3, seq=20, seed=1)
+    with torch.no_grad():
+        out_ref = model(torch.from_numpy(feed["input_ids"]), torch.from_numpy(feed["attention_mask"]))
+    fraction = out_ref.execute[:, :, out_ref.valid].float().mean().item()
+    assert 0.05 < fraction < 0.95, fraction
 
 
 @pytest.mark.parametrize("name,strategy", [("informed", "compact"), ("skipgpt", "masked"), ("router_tuning", "compact"),
@@ -91,7 +95,8 @@ def test_generate_command_matches_the_reference(exported, cli, tmp_path):
     expected = greedy_reference(load_model(model_dir), ids, np.ones_like(ids), 5, "compact")
     assert tokens == expected.tolist()
     code, stdout, err = cli("generate", out, "--prompt", "routed", "--max-new-tokens", "3")
-    assert code == 0, err and "completion" in json.loads(stdout)
+    assert code == 0, err
+    assert len(json.loads(stdout)["tokens"]) == 3 and "completion" in json.loads(stdout)
 
 
 def test_parity_command_fails_on_a_broken_export(exported, cli, tmp_path):
@@ -141,9 +146,21 @@ def test_export_bad_inputs(exported, cli, tmp_path):
     assert e.value.code == 2
     code, _, err = cli("parity", tmp_path)
     assert code == 2 and "manifest.json" in err
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return  # bf16 parity can run here; the refusal below is for CPU-only ONNX Runtime
     bf16 = tmp_path / "bf16"
     bf16.mkdir()
     manifest = json.loads((out / "manifest.json").read_text())
     (bf16 / "manifest.json").write_text(json.dumps({**manifest, "dtype": "bfloat16"}))
     code, _, err = cli("parity", bf16)
     assert code == 2 and "CUDA provider" in err
+
+
+def test_parity_refuses_a_model_that_is_not_the_exports_source(exported, cli, tmp_path):
+    out, _ = exported("informed")
+    other = tmp_path / "other"
+    assert cli("init", other, "--layers", "3")[0] == 0
+    code, _, err = cli("parity", out, "--model", other)
+    assert code == 2 and "num_layers is 3" in err

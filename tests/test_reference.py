@@ -147,3 +147,13 @@ def test_low_precision_runs_close_to_float32(dtype):
     agree = (low.execute == ref.execute).float().mean()
     assert agree > 0.9
     assert low.logits.dtype == dtype and torch.isfinite(low.logits).all()
+
+
+@torch.no_grad()
+def test_float16_padding_stays_finite():
+    """Fully masked padding rows must not turn into NaN in float16 (and poison the valid tokens)."""
+    model = tiny("informed").to(torch.float16)
+    ids = random_ids(2, 16, seed=11)
+    out = model(ids, attention_mask=left_padding_mask([16, 6], 16))
+    assert torch.isfinite(out.logits).all()
+    assert all(torch.isfinite(k).all() and torch.isfinite(v).all() for k, v in out.past_key_values)

@@ -16,47 +16,47 @@ from ..atomic import atomic_dir
 from ..errors import IrexportError
 from ..models.config import RoutingConfig
 from .assemble import assemble
-from .tensors import read_safetensors
+from .tensors import read_safetensors, read_torch
 
 ROUTING_CONFIG = "routing_config.json"
 ROUTING_WEIGHTS = "routing.safetensors"
 
 
 def load_hf_config(path: Path):
-    from transformers import AutoConfig
-
     path = Path(path)
     cfg_file = path / "config.json" if path.is_dir() else path
     if not cfg_file.is_file():
         raise IrexportError(f"{cfg_file}: not found (expected a transformers config.json)")
+    from transformers import CONFIG_MAPPING
+
     try:
         data = json.loads(cfg_file.read_text())
-        model_type = data["model_type"]
-        from transformers import CONFIG_MAPPING
-
-        if model_type not in CONFIG_MAPPING:
-            raise IrexportError(f"{cfg_file}: unknown model_type {model_type!r}")
-        return CONFIG_MAPPING[model_type].from_dict({k: v for k, v in data.items() if k != "model_type"})
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise IrexportError(f"{cfg_file}: not valid JSON ({e})") from None
-    except KeyError:
-        raise IrexportError(f"{cfg_file}: missing key 'model_type'") from None
-    except (TypeError, ValueError) as e:
+    except OSError as e:
+        raise IrexportError(f"{cfg_file}: cannot read ({e.strerror})") from None
+    if not isinstance(data, dict) or "model_type" not in data:
+        raise IrexportError(f"{cfg_file}: missing key 'model_type'")
+    if data["model_type"] not in CONFIG_MAPPING:
+        raise IrexportError(f"{cfg_file}: unknown model_type {data['model_type']!r}")
+    try:
+        return CONFIG_MAPPING[data["model_type"]].from_dict({k: v for k, v in data.items() if k != "model_type"})
+    except (TypeError, ValueError, KeyError) as e:
         raise IrexportError(f"{cfg_file}: invalid transformers config: {e}") from None
 
 
-def read_base_weights(directory: Path) -> tuple[dict, str]:
+def read_base_weights(directory: Path, required: bool = True) -> tuple[dict, str]:
+    """Base weights of a transformers directory: *.safetensors, else pytorch_model*.bin (weights only)."""
     files = sorted(p for p in Path(directory).glob("*.safetensors") if p.name != ROUTING_WEIGHTS)
+    reader = read_safetensors
     if not files:
-        raise IrexportError(f"{directory}: no *.safetensors base weights found")
+        files, reader = sorted(Path(directory).glob("pytorch_model*.bin")), read_torch
+    if not files and required:
+        raise IrexportError(f"{directory}: no base weights found (*.safetensors or pytorch_model*.bin)")
     state = {}
     for f in files:
-        state.update(read_safetensors(f))
+        state.update(reader(f))
     return state, str(files[0] if len(files) == 1 else directory)
-
-
-def is_native(path: Path) -> bool:
-    return Path(path).is_dir() and (Path(path) / ROUTING_CONFIG).is_file()
 
 
 def load_model(path):

@@ -24,8 +24,8 @@ from pathlib import Path
 from ..errors import IrexportError
 from ..models.config import RoutingConfig
 from .assemble import assemble
-from .native import load_hf_config
-from .tensors import read_safetensors, read_state_dict, read_torch
+from .native import load_hf_config, read_base_weights
+from .tensors import read_state_dict
 
 RESEARCH_FAMILIES = ("informed", "skipgpt", "router_tuning")
 _LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
@@ -83,6 +83,8 @@ def _router_tuning_settings(paths: list[Path]) -> dict:
             data = json.loads(cfg_file.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise IrexportError(f"{cfg_file}: not valid JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise IrexportError(f"{cfg_file}: expected a JSON object")
         settings = {}
         granularity = data.get("granularity")
         if granularity is not None:
@@ -94,13 +96,15 @@ def _router_tuning_settings(paths: list[Path]) -> dict:
                 )
             settings["pooling"] = pooling
         if "threshold" in data:
+            if not isinstance(data["threshold"], (int, float)):
+                raise IrexportError(f"{cfg_file}: key 'threshold' must be a number, got {data['threshold']!r}")
             settings["threshold"] = float(data["threshold"])
         return settings
     return {}
 
 
-def infer_routing_config(family: str, routing: dict, origin: dict, num_layers: int, hidden_size: int,
-                         router_input: str | None, **settings) -> RoutingConfig:
+def infer_routing_config(family: str, routing: dict, origin: dict, num_layers: int, router_input: str | None,
+                         **settings) -> RoutingConfig:
     """Routed units and dimensions from the router keys present; flags from the caller."""
     if family not in RESEARCH_FAMILIES:
         raise IrexportError(f"unknown research family {family!r} (expected one of {', '.join(RESEARCH_FAMILIES)})")
@@ -140,14 +144,6 @@ def infer_routing_config(family: str, routing: dict, origin: dict, num_layers: i
                          router_input=router_input or default_input, **params)
 
 
-def _read_base_dir(base_dir: Path) -> dict:
-    files = sorted(base_dir.glob("*.safetensors"))
-    if files:
-        return {k: v for f in files for k, v in read_safetensors(f).items()}
-    files = sorted(base_dir.glob("pytorch_model*.bin"))
-    return {k: v for f in files for k, v in read_torch(f).items()}
-
-
 def load_research(paths: list[Path], family: str, base: Path, router_input: str | None = None):
     """A RoutedCausalLM from research checkpoint files overlaid on a transformers base directory.
 
@@ -159,9 +155,8 @@ def load_research(paths: list[Path], family: str, base: Path, router_input: str 
     hf_config = load_hf_config(base)
     base_state, routing, origin = read_research(paths, family)
     settings = _router_tuning_settings(paths) if family == "router_tuning" else {}
-    rc = infer_routing_config(family, routing, origin, hf_config.num_hidden_layers, hf_config.hidden_size,
-                              router_input, **settings)
-    weights = _read_base_dir(base)
+    rc = infer_routing_config(family, routing, origin, hf_config.num_hidden_layers, router_input, **settings)
+    weights = read_base_weights(base, required=not base_state)[0]
     weights.update(base_state)  # the checkpoint's own base weights win over the base directory's
     files = " + ".join(sorted(set(origin.values())))
     base_where = f"{base} + {files}" if base_state else str(base)

@@ -30,14 +30,11 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     from ..checkpoints import save_model
     from ..checkpoints.research import load_research
+    from ..reference import has_tokenizer, load_tokenizer
 
     log(f"reading {len(args.checkpoints)} checkpoint(s) as {args.family} over {args.base}")
     model = load_research(args.checkpoints, args.family, args.base, args.router_input)
-    tokenizer = None
-    if (args.base / "tokenizer.json").is_file() or (args.base / "tokenizer_config.json").is_file():
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(args.base))
+    tokenizer = load_tokenizer(args.base) if has_tokenizer(args.base) else None
     save_model(model, args.output, overwrite=args.overwrite, tokenizer=tokenizer)
     rc = model.routing_config
     log(f"wrote {args.output} ({rc.family}: {len(rc.units['attention'])} routed attention, {len(rc.units['mlp'])} routed MLP units)")

@@ -23,13 +23,13 @@ def main(args) -> int:
 
     from .. import reference
     from ..errors import IrexportError
+    from ..export.manifest import load_manifest
     from ..generate import OnnxGenerator
+    from ..parity.check import onnxrt_errors
 
-    if not (args.export_dir / "manifest.json").is_file():
-        raise IrexportError(f"{args.export_dir}: no manifest.json (not an irexport export directory)")
     if args.max_new_tokens <= 0:
         raise IrexportError("--max-new-tokens must be positive")
-    manifest = json.loads((args.export_dir / "manifest.json").read_text())
+    manifest = load_manifest(args.export_dir)
     source = Path(manifest["source"]["path"]) if manifest["source"]["path"] else None
     if args.input_ids is not None:
         ids = reference.load_input_ids(args.input_ids, manifest["model"]["vocab_size"])
@@ -37,12 +37,11 @@ def main(args) -> int:
     else:
         if source is None:
             raise IrexportError(f"{args.export_dir}: the export records no source model with a tokenizer; use --input-ids")
-        ids, mask = reference.tokenize(source, args.prompt)
-    tokens = OnnxGenerator(args.export_dir).greedy(ids, mask, args.max_new_tokens)
+        ids, mask = reference.tokenize(source, args.prompt, manifest["model"]["vocab_size"])
+    with onnxrt_errors(args.export_dir):
+        tokens = OnnxGenerator(args.export_dir).greedy(ids, mask, args.max_new_tokens)
     if args.prompt:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(str(source))
+        tok = reference.load_tokenizer(source)
         for prompt, row in zip(args.prompt, tokens):
             print(json.dumps({"prompt": prompt, "completion": tok.decode(row.tolist()), "tokens": row.tolist()}))
     else:

@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     from ..checkpoints import save_model
     from ..errors import IrexportError
-    from ..models.random_init import byte_tokenizer, make_random_model
+    from ..models.random_init import TINY, byte_tokenizer, make_random_model
 
     units = tuple(u.strip() for u in args.units.split(",") if u.strip())
     if not units or set(units) - {"attention", "mlp"}:
@@ -43,9 +43,10 @@ def main(args) -> int:
     for name, value in sizes.items():
         if value is not None and value <= 0:
             raise IrexportError(f"{name} must be positive, got {value}")
-    heads, kv = args.heads or 4, args.kv_heads or 2
-    if heads % kv or (args.hidden_size or 64) % heads:
-        raise IrexportError("--heads must divide --hidden-size and be a multiple of --kv-heads")
+    hidden = args.hidden_size or TINY["hidden_size"]
+    heads, kv = args.heads or TINY["num_attention_heads"], args.kv_heads or TINY["num_key_value_heads"]
+    if heads % kv or hidden % heads or (hidden // heads) % 2:
+        raise IrexportError("--heads must divide --hidden-size into an even head size and be a multiple of --kv-heads")
     log(f"building a random {args.arch} model with {args.family} routing (seed {args.seed})")
     model = make_random_model(args.family, args.arch, seed=args.seed, units=units, pooling=args.pooling,
                               capacity=args.capacity, **sizes)

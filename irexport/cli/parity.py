@@ -30,18 +30,20 @@ def main(args) -> int:
     from ..atomic import atomic_file
     from ..checkpoints import load_model
     from ..errors import IrexportError
+    from ..export.manifest import check_model_matches, load_manifest
     from ..parity.check import load_inputs, parity, sample_inputs
     from ..reference import DTYPES
 
-    manifest_path = args.export_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise IrexportError(f"{args.export_dir}: no manifest.json (not an irexport export directory)")
-    manifest = json.loads(manifest_path.read_text())
+    if args.batch <= 0 or args.seq <= 0 or args.new_tokens < 0:
+        raise IrexportError("--batch and --seq must be positive, --new-tokens non-negative")
+    manifest = load_manifest(args.export_dir)
     source = args.model or (Path(manifest["source"]["path"]) if manifest["source"]["path"] else None)
     if source is None:
-        raise IrexportError(f"{manifest_path}: records no source model; pass --model")
+        raise IrexportError(f"{args.export_dir}/manifest.json: records no source model; pass --model")
     model = load_model(source)
-    feed = load_inputs(args.inputs) if args.inputs else sample_inputs(model.config.vocab_size, args.batch, args.seq, args.seed)
+    check_model_matches(manifest, model, str(source))
+    vocab = model.config.vocab_size
+    feed = load_inputs(args.inputs, vocab) if args.inputs else sample_inputs(vocab, args.batch, args.seq, args.seed)
     log(f"parity of {args.export_dir} ({manifest['strategy']}, {manifest['dtype']}) on {list(feed['input_ids'].shape)} tokens")
     report = parity(args.export_dir, model.to(DTYPES[manifest["dtype"]]), feed, args.new_tokens)
     path = args.report or args.export_dir / "parity_report.json"

@@ -40,7 +40,7 @@ def main(args) -> int:
         ids = reference.load_input_ids(args.input_ids, model.config.vocab_size)
         mask = reference.load_attention_mask(args.attention_mask, ids.shape) if args.attention_mask else None
     else:
-        ids, mask = reference.tokenize(args.model, args.text)
+        ids, mask = reference.tokenize(args.model, args.text, model.config.vocab_size)
     log(f"running {args.model} on {ids.shape[0]}x{ids.shape[1]} tokens ({args.dtype}, {args.mode})")
     out, outputs = reference.run(model, ids, mask, args.dtype, args.mode)
     feed = {"input_ids": ids, "attention_mask": mask if mask is not None else np.ones_like(ids)}

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..models.attention import head_dim
+
 OUTPUT_HEAD = ("logits", "decisions", "router_margin")
 
 
@@ -48,8 +50,7 @@ class Decode(_Graph):
 
 
 def kv_shape(config, batch: int, length: int) -> tuple[int, int, int, int]:
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return batch, config.num_key_value_heads, length, head_dim
+    return batch, config.num_key_value_heads, length, head_dim(config)
 
 
 def example_inputs(model, graph: str, dtype: torch.dtype, batch: int = 2, seq: int = 8, past: int = 5):

@@ -23,13 +23,13 @@ from ..atomic import atomic_dir
 from ..errors import IrexportError
 from ..ops.onnx_functions import attach_functions, translation_table
 from ..ops.spec import OPS
+from ..reference import DTYPES
 from . import graphs
+from .manifest import MANIFEST
 
 OPSET = 18
 STRATEGIES = ("compact", "masked")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GB limit
-MANIFEST = "manifest.json"
 GRAPH_FILES = {"prefill": "model.onnx", "decode": "decode.onnx"}
 
 
@@ -64,7 +64,6 @@ def export_graph(model, graph: str, strategy: str, dtype: torch.dtype):
     proto = program.model_proto
     # torch.onnx's optimizer inlines functions, so the bodies are attached after it
     used = attach_functions(proto)
-    onnx.checker.check_model(proto, full_check=False)
     return proto, used, inputs, outputs
 
 
@@ -81,11 +80,14 @@ def _io(proto, names):
 
 
 def _save(proto, path: Path) -> None:
+    """Save (weights as external data near protobuf's 2 GB limit), then check the saved file: the
+    checker takes a path for models too large to hold as one protobuf."""
     import onnx
 
-    big = sum(len(t.raw_data) for t in proto.graph.initializer) >= EXTERNAL_DATA_BYTES
+    big = sum(len(t.raw_data) for t in proto.graph.initializer) >= EXTERNAL_DATA_BYTES - (64 << 20)
     onnx.save_model(proto, str(path), save_as_external_data=big, all_tensors_to_one_file=True,
                     location=path.name + ".data", size_threshold=1024)
+    onnx.checker.check_model(str(path), full_check=False)
 
 
 def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", overwrite: bool = False,
@@ -100,7 +102,7 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
         "format_version": 1,
         "irexport_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
-        "source": {"path": str(source_dir) if source_dir else None,
+        "source": {"path": str(Path(source_dir).resolve()) if source_dir else None,
                    "sha256": checkpoint_hash(source_dir) if source_dir else None},
         "dtype": dtype,
         "strategy": strategy,

@@ -40,7 +40,8 @@ def attend(attn, q, k, v, q_slot, key_ok, window):
     """Softmax attention of queries q [B, H, Tq, hd] at cache slots q_slot [B, Tq] over k/v [B, Hkv, S, hd].
 
     A query sees the valid keys (key_ok [B, S]) at slots <= its own (and within the sliding window).
-    Softmax runs in float32, as in transformers' eager attention; fully masked rows (padding) stay finite.
+    Scores, mask and softmax run in float32 (in float16 the mask's minimum plus a negative score would
+    round to -inf and turn fully masked padding rows into NaN); fully masked rows stay finite.
     """
     key_slot = torch.arange(k.shape[2], device=k.device)
     allowed = key_ok[:, None, :] & (key_slot[None, None, :] <= q_slot[:, :, None])
@@ -50,8 +51,8 @@ def attend(attn, q, k, v, q_slot, key_ok, window):
     v = repeat_kv(v, attn.num_key_value_groups)
     # an additive mask built once per [B, 1, Tq, S], as transformers' eager attention does: a broadcast
     # Add is far cheaper in ONNX Runtime than a Where over every head's scores
-    bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, torch.finfo(q.dtype).min)
-    scores = torch.matmul(q, k.transpose(2, 3)) * attn.scaling + bias[:, None]
+    bias = torch.zeros(allowed.shape, device=q.device).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    scores = torch.matmul(q, k.transpose(2, 3)).float() * attn.scaling + bias[:, None]
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
     return torch.matmul(probs, v).transpose(1, 2).flatten(2)  # [B, Tq, H*hd]
 
@@ -74,6 +75,10 @@ def attention_compact(attn, h, index, cos, sin, k, v, past_len, key_ok, window):
     q = rope(q.transpose(1, 2), route_gather(cos, index).unsqueeze(1), route_gather(sin, index).unsqueeze(1))
     q_slot = torch.where(index >= 0, index + past_len, -1)
     return attn.o_proj(attend(attn, q, k, v, q_slot, key_ok, window))
+
+
+def head_dim(config) -> int:
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 
 def sliding_window(config, layer_idx: int) -> int | None:

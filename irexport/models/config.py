@@ -84,11 +84,6 @@ class RoutingConfig:
     def has_lff(self) -> bool:
         return self.family == "informed"
 
-    @property
-    def causal(self) -> bool:
-        """True when a token's decision depends on that token alone, so prefill + decode = full forward."""
-        return self.family in ("informed", "skipgpt") or (self.family == "router_tuning" and self.pooling == "token")
-
     def to_dict(self) -> dict:
         return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
 

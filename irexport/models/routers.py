@@ -10,7 +10,6 @@ Inference is deterministic: no Gumbel noise, no sampling.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
@@ -63,9 +62,9 @@ class LinearRouter(nn.Module):
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: bool) -> Route:
         if self.pooling == "sequence":
-            w = valid.to(x.dtype).unsqueeze(-1)
-            pooled = (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
-            scores = self.proj(pooled).expand(-1, valid.shape[1], -1)
+            w = valid.float().unsqueeze(-1)  # pooled in float32: a float16 sum over a long sequence overflows
+            pooled = (x.float() * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
+            scores = self.proj(pooled.to(x.dtype)).expand(-1, valid.shape[1], -1)
         else:
             scores = self.proj(x)
         return decide(route_threshold(scores, float(self.threshold)), valid)
@@ -111,8 +110,3 @@ def make_router(cfg, hidden_size: int) -> nn.Module:
     if cfg.family == "router_tuning":
         return LinearRouter(hidden_size, cfg.threshold, cfg.pooling)
     return TopKRouter(hidden_size, cfg.capacity, cfg.decode_threshold)
-
-
-def published_router_hidden(hidden_size: int) -> int:
-    """h of the published informed-routing code (d//4 - 200), kept positive for small models."""
-    return max(hidden_size // 4 - 200, max(4, math.ceil(hidden_size / 8)))

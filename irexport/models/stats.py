@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .attention import head_dim
 from .config import UNITS
 from .routed import RoutedCausalLM, RoutedOutput
 
@@ -29,16 +30,16 @@ def _lff_flops(unit_routing) -> int:
     return 0 if lff is None else 2 * sum(m.in_features * m.out_features for m in (lff.linear1, lff.linear2))
 
 
-def flops(model: RoutedCausalLM, out: RoutedOutput, past_len: int = 0) -> dict:
-    """Dense and routed FLOPs of the forward that produced ``out``."""
+def flops(model: RoutedCausalLM, out: RoutedOutput) -> dict:
+    """Dense and routed FLOPs of the forward (without a cache) that produced ``out``."""
     cfg = model.config
     d, inter = cfg.hidden_size, cfg.intermediate_size
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
-    hd = getattr(cfg, "head_dim", None) or d // heads
+    hd = head_dim(cfg)
     valid = out.valid
     n_tokens = int(valid.sum())
     # keys each query attends to: the valid keys up to its own slot (ignoring sliding windows)
-    context = (past_len + valid.long().cumsum(1)) * valid
+    context = valid.long().cumsum(1) * valid
     q_path_token = 2 * (d * heads * hd * 2)  # Q and O projections
     kv_flops = 2 * d * kv_heads * hd * 2 * n_tokens
     mlp_token = 2 * 3 * d * inter
@@ -72,7 +73,7 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_len: int = 0) -> dict:
     }
 
 
-def summary(model: RoutedCausalLM, out: RoutedOutput, past_len: int = 0) -> dict:
+def summary(model: RoutedCausalLM, out: RoutedOutput) -> dict:
     """JSON-ready statistics: executed fraction per routed layer and unit, and FLOPs."""
     frac = executed_fraction(out)
     rc = model.routing_config
@@ -82,4 +83,4 @@ def summary(model: RoutedCausalLM, out: RoutedOutput, past_len: int = 0) -> dict
         for u, unit in enumerate(UNITS)
         if rc.is_routed(i, unit)
     ]
-    return {"units": per_unit, **flops(model, out, past_len)}
+    return {"units": per_unit, **flops(model, out)}

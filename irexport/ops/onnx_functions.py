@@ -21,7 +21,7 @@ def _schema(spec: OpSpec) -> onnx.defs.OpSchema:
     types = {}
     for port in spec.inputs + spec.outputs:
         types.setdefault(port.types, f"T{len(types)}")
-    attrs = [S.Attribute(a.name, S.AttrType.STRING if a.type == "string" else S.AttrType.FLOAT, a.doc) for a in spec.attributes]
+    attrs = [S.Attribute(a.name, S.AttrType.FLOAT, a.doc) for a in spec.attributes]
     attrs += [S.Attribute(name, S.AttrType.STRING, "TensorRT plugin lookup") for name in spec.node_attributes]
     return S(
         spec.name, spec.domain, spec.version, doc=spec.doc,

@@ -24,8 +24,7 @@ FLOATS = ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
 @dataclass(frozen=True)
 class Attr:
     name: str
-    type: str  # "string" | "float"
-    default: str | float
+    type: str  # "float" (every routing attribute so far)
     doc: str
 
 
@@ -80,17 +79,18 @@ OPS: dict[str, OpSpec] = {
             doc="Router-tuning, and MoD decode: margin = sigmoid(s) - threshold.",
             inputs=(Port("scores", FLOATS, "router output [B, T, 1]"),),
             outputs=(Port("margin", ("tensor(float)",), "float32 margin [B, T], >= 0 executes"),),
-            attributes=(Attr("threshold", "float", 0.5, "execute where sigmoid(s) >= threshold"),),
+            attributes=(Attr("threshold", "float", "execute where sigmoid(s) >= threshold"),),
         ),
         OpSpec(
             name="RouteTopK",
             torch_name="route_topk",
             doc="Mixture-of-Depths prefill: margin = s - t_b, with t_b halfway between the k-th and (k+1)-th "
                 "largest valid score of sequence b and k = ceil(capacity * valid tokens of b) in float32 "
-                "(t_b = k-th - 1 when k covers every valid token).",
+                "(t_b = k-th - 1 when k covers every valid token). Tokens tied exactly on the boundary all execute, "
+                "so exact ties (e.g. repeated tokens before any attention) can exceed k.",
             inputs=(Port("scores", FLOATS, "router output [B, T, 1]"), Port("valid", ("tensor(bool)",), "non-padding tokens [B, T]")),
             outputs=(Port("margin", ("tensor(float)",), "float32 margin [B, T], >= 0 executes"),),
-            attributes=(Attr("capacity", "float", 0.5, "executed fraction of each sequence's valid tokens"),),
+            attributes=(Attr("capacity", "float", "executed fraction of each sequence's valid tokens"),),
         ),
         OpSpec(
             name="RouteIndex",

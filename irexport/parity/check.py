@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ def sample_inputs(vocab_size: int, batch: int = 2, seq: int = 16, seed: int = 0)
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def load_inputs(path: Path) -> dict:
+def load_inputs(path: Path, vocab_size: int) -> dict:
     """Polygraphy inputs JSON (as ``irexport run`` writes) or an .npz with input_ids / attention_mask."""
     path = Path(path)
     if not path.is_file():
@@ -50,8 +49,11 @@ def load_inputs(path: Path) -> dict:
         raise IrexportError(f"{path}: not a readable inputs file ({e})") from None
     if "input_ids" not in data:
         raise IrexportError(f"{path}: missing key 'input_ids'")
-    ids = np.asarray(data["input_ids"], dtype=np.int64)
-    mask = np.asarray(data.get("attention_mask", np.ones_like(ids)), dtype=np.int64)
+    from ..reference import check_attention_mask, check_input_ids
+
+    ids = check_input_ids(np.asarray(data["input_ids"]), vocab_size, str(path))
+    mask = data.get("attention_mask")
+    mask = np.ones_like(ids) if mask is None else check_attention_mask(np.asarray(mask), ids.shape, str(path))
     return {"input_ids": ids, "attention_mask": mask}
 
 
@@ -108,7 +110,7 @@ def onnxrt_errors(model_path: Path):
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own pybind exception types
         if not type(e).__module__.startswith(("onnxruntime", "polygraphy")):
             raise
-        first = str(e).strip().splitlines()[0]
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise IrexportError(f"{model_path}: ONNX Runtime failed: {first}") from None
 
 
@@ -167,8 +169,10 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8) -> dict:
     """The full routing-aware report for one export directory."""
     from ..generate import OnnxGenerator, greedy_reference
 
+    from ..export.manifest import load_manifest
+
     export_dir = Path(export_dir)
-    manifest = json.loads((export_dir / "manifest.json").read_text())
+    manifest = load_manifest(export_dir)
     dtype, strategy = manifest["dtype"], manifest["strategy"]
     tol = TOLERANCES[dtype]
     if dtype == "bfloat16" and "cuda" not in onnxrt_providers():

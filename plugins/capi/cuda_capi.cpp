@@ -30,14 +30,7 @@ IRX_EXPORT size_t irx_cuda_index_workspace_size(int batch, int seq) { return cud
 // index must hold batch * seq elements (the upper bound of Tq); *tq (device) receives Tq.
 IRX_EXPORT int irx_cuda_index(uint8_t const* execute, int batch, int seq, int64_t* index, int64_t* tq, int32_t* workspace)
 {
-    IndexParams p{execute, index, tq, workspace, batch, seq};
-    int err = finish(cuda::indexPack(p, nullptr));
-    if (err)
-        return err;
-    int64_t hostTq = 0;
-    if (cudaMemcpy(&hostTq, tq, sizeof(hostTq), cudaMemcpyDeviceToHost) != cudaSuccess)
-        return int(cudaGetLastError());
-    return finish(cuda::indexWrite(p, int32_t(hostTq), nullptr));
+    return finish(cuda::index(IndexParams{execute, index, tq, workspace, batch, seq}, nullptr));
 }
 
 IRX_EXPORT int irx_cuda_gather(void const* x, int64_t const* index, int dtype, int batch, int seq, int tq, int dim, void* out)

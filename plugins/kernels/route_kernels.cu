@@ -134,12 +134,14 @@ __global__ void indexPackKernel(IndexParams p)
     }
 }
 
-__global__ void indexWriteKernel(IndexParams p, int32_t tq)
+// Launched over the upper bound B * T; reads Tq from the device, so no host round trip is needed.
+__global__ void indexWriteKernel(IndexParams p)
 {
+    int64_t const tq = *p.tq;
     int64_t const i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= int64_t(p.batch) * tq)
         return;
-    int32_t const b = static_cast<int32_t>(i / tq), j = static_cast<int32_t>(i % tq);
+    int32_t const b = static_cast<int32_t>(i / tq), j = static_cast<int32_t>(i % tq);  // i < B * tq, so tq > 0
     int32_t const count = p.workspace[int64_t(p.batch) * p.seq + b];
     p.index[i] = j < count ? p.workspace[int64_t(b) * p.seq + j] : -1;
 }
@@ -223,21 +225,14 @@ cudaError_t topk(DecideParams const& p, cudaStream_t stream)
 
 size_t indexWorkspaceSize(int32_t batch, int32_t seq) { return sizeof(int32_t) * (size_t(batch) * seq + batch); }
 
-cudaError_t indexPack(IndexParams const& p, cudaStream_t stream)
+cudaError_t index(IndexParams const& p, cudaStream_t stream)
 {
     cudaError_t err = cudaMemsetAsync(p.tq, 0, sizeof(int64_t), stream);
-    if (err != cudaSuccess || p.batch == 0)
+    int64_t const upper = int64_t(p.batch) * p.seq;
+    if (err != cudaSuccess || upper == 0)
         return err;
     indexPackKernel<<<p.batch, kThreads, 0, stream>>>(p);
-    return cudaGetLastError();
-}
-
-cudaError_t indexWrite(IndexParams const& p, int32_t tq, cudaStream_t stream)
-{
-    int64_t const n = int64_t(p.batch) * tq;
-    if (n == 0)
-        return cudaSuccess;
-    indexWriteKernel<<<blocksFor(n), kThreads, 0, stream>>>(p, tq);
+    indexWriteKernel<<<blocksFor(upper), kThreads, 0, stream>>>(p);
     return cudaGetLastError();
 }
 

@@ -14,10 +14,10 @@ cudaError_t threshold(DecideParams const& p, cudaStream_t stream);
 cudaError_t topk(DecideParams const& p, cudaStream_t stream);
 // Bytes of IndexParams::workspace for a [batch, seq] mask.
 size_t indexWorkspaceSize(int32_t batch, int32_t seq);
-// Pass 1: pack executed positions per sequence into the workspace and write Tq (*p.tq, on the device).
-cudaError_t indexPack(IndexParams const& p, cudaStream_t stream);
-// Pass 2: write p.index [B, tq] (-1 padded) once the caller knows tq (TensorRT: after the size tensor).
-cudaError_t indexWrite(IndexParams const& p, int32_t tq, cudaStream_t stream);
+// Packs the executed positions per sequence (block scan, into the workspace), writes Tq to *p.tq on the
+// device (the size tensor of the data-dependent output) and p.index as [B, Tq], -1 padded; p.index must
+// hold the upper bound B * T elements. No host synchronisation.
+cudaError_t index(IndexParams const& p, cudaStream_t stream);
 cudaError_t gather(GatherParams const& p, cudaStream_t stream);
 cudaError_t scatterAdd(ScatterAddParams const& p, cudaStream_t stream);
 
