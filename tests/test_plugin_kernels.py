@@ -159,3 +159,52 @@ def test_cuda_kernels_match_the_torch_ops(cuda_lib, batch, seq, fraction, dtype)
     scores2_dev = scores2.to(dev)
     assert cuda_lib.irx_cuda_argmax(ptr(scores2_dev), DTYPES[dtype], batch, seq, ptr(margin)) == 0
     assert torch.equal(margin.cpu(), torch_ops.route_argmax(scores2))
+
+
+def plugin_table():
+    """The op table of the TensorRT glue: {name: (inputs, outputs, field)} parsed from its source."""
+    import re
+
+    source = (PLUGINS / "tensorrt" / "route_plugins.cpp").read_text()
+    rows = re.findall(r'\{"(Route\w+)", (\d+), (\d+), (nullptr|"\w+")', source)
+    namespace = re.search(r'kNamespace = "(\w+)"', source).group(1)
+    version = re.search(r'kVersion = "(\w+)"', source).group(1)
+    return {n: (int(i), int(o), None if f == "nullptr" else f.strip('"')) for n, i, o, f in rows}, namespace, version
+
+
+def test_plugin_names_and_fields_match_the_op_descriptions():
+    from irexport.ops import OPS
+
+    table, namespace, version = plugin_table()
+    assert set(table) == set(OPS)
+    for name, spec in OPS.items():
+        inputs, outputs, field = table[name]
+        assert namespace == spec.node_attributes["plugin_namespace"] and version == spec.plugin_version
+        assert inputs == len(spec.inputs)
+        # a data-dependent output comes with its size tensor as an extra plugin output
+        assert outputs == len(spec.outputs) + (1 if spec.data_dependent_shape else 0)
+        assert ([field] if field else []) == list(spec.plugin_fields)
+
+
+def test_plugin_library_compiles_against_tensorrt_headers(tmp_path):
+    """Set TensorRT_ROOT to a TensorRT (or the NVIDIA/TensorRT repository's include/ parent) to run this."""
+    import os
+
+    root = os.environ.get("TensorRT_ROOT")
+    if not root or not (Path(root) / "include" / "NvInferRuntime.h").is_file():
+        pytest.skip("TensorRT headers not found: set TensorRT_ROOT (a TensorRT install or a copy of the "
+                    "NVIDIA/TensorRT repository's include/ under $TensorRT_ROOT/include)")
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    build = cmake_build(tmp_path / "plugins", f"-DTensorRT_ROOT={root}")
+    lib = build / "libirexport_plugins.so"
+    symbols = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True).stdout
+    assert {line.split()[-1] for line in symbols.splitlines() if " T " in line} == {"getCreators", "setLoggerFinder"}
+
+
+def test_plugins_build_command(tmp_path, cli):
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed")
+    code, _, err = cli("plugins", "build", "--build-dir", tmp_path / "b")
+    assert code == 0, err
+    assert (tmp_path / "b" / "libirexport_host.so").is_file() and "built in" in err

@@ -10,9 +10,9 @@ import sys
 
 from .. import __version__
 from ..errors import IrexportError
-from . import convert, demo, export, generate, init, inspect, parity, run
+from . import convert, demo, export, generate, init, inspect, parity, plugins, run
 
-COMMANDS = (init, convert, run, inspect, export, parity, generate, demo)
+COMMANDS = (init, convert, run, inspect, export, parity, generate, plugins, demo)
 EXIT_BAD_INPUT = 2
 OPTIONAL = {"onnx": "onnx", "onnxscript": "onnx", "onnxruntime": "onnx", "tensorrt": None}
 

@@ -1,0 +1,355 @@
+// TensorRT IPluginV3 plugins for the routing ops, one generic plugin class over the op kinds.
+// Names, version, namespace and field names equal irexport/ops/spec.py (checked by a test).
+// Loading: IPluginRegistry::loadLibrary / trtexec --dynamicPlugins (getCreators, setLoggerFinder)
+// and Polygraphy --plugins / plain dlopen (self-registration when the library is loaded).
+#include <NvInferRuntime.h>
+
+#include <array>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "../kernels/route_kernels.cuh"
+
+using namespace nvinfer1;
+
+#define IRX_EXPORT extern "C" __attribute__((visibility("default")))
+
+// Weak, so that a plain dlopen without libnvinfer loaded does not fail; registration is then skipped.
+#pragma weak getPluginRegistry
+
+namespace irexport::trt {
+namespace {
+
+constexpr char const* kNamespace = "irexport";
+constexpr char const* kVersion = "1";
+
+enum class Op : int32_t { kArgmax, kThreshold, kTopK, kIndex, kGather, kScatterAdd, kCount };
+
+struct OpInfo
+{
+    char const* name;
+    int32_t nbInputs;
+    int32_t nbOutputs; // RouteIndex: the index, and Tq as the size tensor of its data-dependent dimension
+    char const* field; // the op's one float attribute, or nullptr
+    float low, high; // accepted field range (low exclusive for capacity)
+    bool lowExclusive;
+};
+
+constexpr std::array<OpInfo, size_t(Op::kCount)> kOps{{
+    {"RouteArgmax", 1, 1, nullptr, 0.f, 0.f, false},
+    {"RouteThreshold", 1, 1, "threshold", 0.f, 1.f, false},
+    {"RouteTopK", 2, 1, "capacity", 0.f, 1.f, true},
+    {"RouteIndex", 1, 2, nullptr, 0.f, 0.f, false},
+    {"RouteGather", 2, 1, nullptr, 0.f, 0.f, false},
+    {"RouteScatterAdd", 3, 1, nullptr, 0.f, 0.f, false},
+}};
+
+ILoggerFinder* gLoggerFinder{nullptr};
+
+void logError(std::string const& message) noexcept
+{
+    ILogger* logger = gLoggerFinder ? gLoggerFinder->findLogger() : nullptr;
+    if (logger)
+        logger->log(ILogger::Severity::kERROR, ("irexport plugins: " + message).c_str());
+}
+
+bool isFloat(DataType t) { return t == DataType::kFLOAT || t == DataType::kHALF || t == DataType::kBF16; }
+
+Dtype toDtype(DataType t) { return static_cast<Dtype>(static_cast<int32_t>(t)); } // same numbering
+
+class RoutePlugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3OneBuild, public IPluginV3OneRuntime
+{
+public:
+    RoutePlugin(Op op, float value) : mOp(op), mValue(value)
+    {
+        if (info().field)
+            mFields.emplace_back(info().field, &mValue, PluginFieldType::kFLOAT32, 1);
+        mFieldCollection.nbFields = static_cast<int32_t>(mFields.size());
+        mFieldCollection.fields = mFields.data();
+    }
+
+    OpInfo const& info() const { return kOps[size_t(mOp)]; }
+
+    // IPluginV3
+    IPluginCapability* getCapabilityInterface(PluginCapabilityType type) noexcept override
+    {
+        switch (type)
+        {
+        case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
+        case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
+        case PluginCapabilityType::kRUNTIME: return static_cast<IPluginV3OneRuntime*>(this);
+        }
+        return nullptr;
+    }
+
+    IPluginV3* clone() noexcept override
+    {
+        try
+        {
+            return new RoutePlugin(mOp, mValue);
+        }
+        catch (std::exception const& e)
+        {
+            logError(e.what());
+            return nullptr;
+        }
+    }
+
+    // IPluginV3OneCore
+    char const* getPluginName() const noexcept override { return info().name; }
+    char const* getPluginVersion() const noexcept override { return kVersion; }
+    char const* getPluginNamespace() const noexcept override { return kNamespace; }
+
+    // IPluginV3OneBuild
+    int32_t getNbOutputs() const noexcept override { return info().nbOutputs; }
+
+    int32_t getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes, int32_t nbInputs) const noexcept override
+    {
+        if (nbInputs != info().nbInputs || nbOutputs != info().nbOutputs)
+            return -1;
+        switch (mOp)
+        {
+        case Op::kArgmax:
+        case Op::kThreshold:
+        case Op::kTopK: outputTypes[0] = DataType::kFLOAT; break;
+        case Op::kIndex: outputTypes[0] = outputTypes[1] = DataType::kINT64; break;
+        case Op::kGather:
+        case Op::kScatterAdd: outputTypes[0] = inputTypes[0]; break;
+        default: return -1;
+        }
+        return 0;
+    }
+
+    int32_t getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/,
+        DimsExprs* outputs, int32_t nbOutputs, IExprBuilder& exprBuilder) noexcept override
+    {
+        if (nbInputs != info().nbInputs || nbOutputs != info().nbOutputs)
+            return -1;
+        switch (mOp)
+        {
+        case Op::kArgmax:
+        case Op::kThreshold:
+        case Op::kTopK: // [B, T, C] -> [B, T]
+            outputs[0].nbDims = 2;
+            outputs[0].d[0] = inputs[0].d[0];
+            outputs[0].d[1] = inputs[0].d[1];
+            return 0;
+        case Op::kIndex: // [B, T] -> [B, Tq], Tq data-dependent in [0, T]; output 1 is the 0-d size tensor Tq
+        {
+            auto const* upper = inputs[0].d[1];
+            auto const* opt = exprBuilder.operation(DimensionOperation::kCEIL_DIV, *upper, *exprBuilder.constant(2));
+            auto const* tq = exprBuilder.declareSizeTensor(1, *opt, *upper);
+            outputs[0].nbDims = 2;
+            outputs[0].d[0] = inputs[0].d[0];
+            outputs[0].d[1] = tq;
+            outputs[1].nbDims = 0;
+            return 0;
+        }
+        case Op::kGather: // x [B, T, D], index [B, Tq] -> [B, Tq, D]
+            outputs[0].nbDims = 3;
+            outputs[0].d[0] = inputs[1].d[0];
+            outputs[0].d[1] = inputs[1].d[1];
+            outputs[0].d[2] = inputs[0].d[2];
+            return 0;
+        case Op::kScatterAdd: outputs[0] = inputs[0]; return 0;
+        default: return -1;
+        }
+    }
+
+    bool supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept override
+    {
+        if (nbInputs != info().nbInputs || nbOutputs != info().nbOutputs || pos >= nbInputs + nbOutputs)
+            return false;
+        PluginTensorDesc const& d = inOut[pos].desc;
+        if (d.format != TensorFormat::kLINEAR)
+            return false;
+        DataType const first = inOut[0].desc.type;
+        switch (mOp)
+        {
+        case Op::kArgmax:
+        case Op::kThreshold: return pos == 0 ? isFloat(d.type) : d.type == DataType::kFLOAT;
+        case Op::kTopK: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kBOOL : d.type == DataType::kFLOAT;
+        case Op::kIndex: return pos == 0 ? d.type == DataType::kBOOL : d.type == DataType::kINT64;
+        case Op::kGather: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kINT64 : d.type == first;
+        case Op::kScatterAdd: return pos == 0 ? isFloat(d.type) : pos == 2 ? d.type == DataType::kINT64 : d.type == first;
+        default: return false;
+        }
+    }
+
+    int32_t configurePlugin(DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
+        int32_t nbOutputs) noexcept override
+    {
+        return nbInputs == info().nbInputs && nbOutputs == info().nbOutputs ? 0 : -1;
+    }
+
+    size_t getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t /*nbInputs*/, DynamicPluginTensorDesc const* /*outputs*/,
+        int32_t /*nbOutputs*/) const noexcept override
+    {
+        if (mOp != Op::kIndex)
+            return 0;
+        return cuda::indexWorkspaceSize(static_cast<int32_t>(inputs[0].max.d[0]), static_cast<int32_t>(inputs[0].max.d[1]));
+    }
+
+    // IPluginV3OneRuntime
+    int32_t onShapeChange(PluginTensorDesc const* /*in*/, int32_t nbInputs, PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept override
+    {
+        return nbInputs == info().nbInputs && nbOutputs == info().nbOutputs ? 0 : -1;
+    }
+
+    int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/, void const* const* inputs,
+        void* const* outputs, void* workspace, cudaStream_t stream) noexcept override
+    {
+        Dims const& d0 = inputDesc[0].dims;
+        auto const batch = static_cast<int32_t>(d0.d[0]);
+        auto const seq = static_cast<int32_t>(d0.d[1]);
+        cudaError_t err = cudaErrorInvalidValue;
+        switch (mOp)
+        {
+        case Op::kArgmax:
+        case Op::kThreshold:
+        case Op::kTopK:
+        {
+            DecideParams p{inputs[0], mOp == Op::kTopK ? static_cast<uint8_t const*>(inputs[1]) : nullptr,
+                static_cast<float*>(outputs[0]), batch, seq, static_cast<int32_t>(d0.d[2]), toDtype(inputDesc[0].type),
+                mValue, mValue};
+            err = mOp == Op::kArgmax ? cuda::argmax(p, stream) : mOp == Op::kThreshold ? cuda::threshold(p, stream) : cuda::topk(p, stream);
+            break;
+        }
+        case Op::kIndex:
+            err = cuda::index(IndexParams{static_cast<uint8_t const*>(inputs[0]), static_cast<int64_t*>(outputs[0]),
+                                  static_cast<int64_t*>(outputs[1]), static_cast<int32_t*>(workspace), batch, seq},
+                stream);
+            break;
+        case Op::kGather:
+            err = cuda::gather(GatherParams{inputs[0], static_cast<int64_t const*>(inputs[1]), outputs[0], batch, seq,
+                                   static_cast<int32_t>(inputDesc[1].dims.d[1]), static_cast<int32_t>(d0.d[2]), toDtype(inputDesc[0].type)},
+                stream);
+            break;
+        case Op::kScatterAdd:
+            err = cuda::scatterAdd(ScatterAddParams{inputs[0], inputs[1], static_cast<int64_t const*>(inputs[2]), outputs[0],
+                                       batch, seq, static_cast<int32_t>(inputDesc[2].dims.d[1]), static_cast<int32_t>(d0.d[2]),
+                                       toDtype(inputDesc[0].type)},
+                stream);
+            break;
+        default: break;
+        }
+        if (err != cudaSuccess)
+        {
+            logError(std::string(info().name) + ": " + cudaGetErrorString(err));
+            return -1;
+        }
+        return 0;
+    }
+
+    IPluginV3* attachToContext(IPluginResourceContext* /*context*/) noexcept override { return clone(); }
+
+    PluginFieldCollection const* getFieldsToSerialize() noexcept override { return &mFieldCollection; }
+
+private:
+    Op mOp;
+    float mValue; // threshold or capacity
+    std::vector<PluginField> mFields;
+    PluginFieldCollection mFieldCollection{};
+};
+
+class RouteCreator : public IPluginCreatorV3One
+{
+public:
+    explicit RouteCreator(Op op) : mOp(op)
+    {
+        if (kOps[size_t(op)].field)
+            mFields.emplace_back(kOps[size_t(op)].field, nullptr, PluginFieldType::kFLOAT32, 1);
+        mFieldCollection.nbFields = static_cast<int32_t>(mFields.size());
+        mFieldCollection.fields = mFields.data();
+    }
+
+    // Every field is validated: known name, float32 scalar, in range; the op's field is required.
+    IPluginV3* createPlugin(char const* name, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept override
+    {
+        OpInfo const& op = kOps[size_t(mOp)];
+        bool found = false;
+        float value = 0.f;
+        for (int32_t i = 0; fc && i < fc->nbFields; ++i)
+        {
+            PluginField const& f = fc->fields[i];
+            if (!op.field || std::strcmp(f.name, op.field) != 0)
+                return fail(name, std::string("unknown field '") + f.name + "'");
+            if (f.type != PluginFieldType::kFLOAT32 || f.length != 1 || !f.data)
+                return fail(name, std::string("field '") + f.name + "' must be one float32");
+            value = *static_cast<float const*>(f.data);
+            bool const inRange = (op.lowExclusive ? value > op.low : value >= op.low) && value <= op.high;
+            if (!inRange)
+                return fail(name, std::string("field '") + f.name + "' = " + std::to_string(value) + " is out of range");
+            found = true;
+        }
+        if (op.field && !found)
+            return fail(name, std::string("missing field '") + op.field + "'");
+        try
+        {
+            return new RoutePlugin(mOp, value);
+        }
+        catch (std::exception const& e)
+        {
+            return fail(name, e.what());
+        }
+    }
+
+    PluginFieldCollection const* getFieldNames() noexcept override { return &mFieldCollection; }
+    char const* getPluginName() const noexcept override { return kOps[size_t(mOp)].name; }
+    char const* getPluginVersion() const noexcept override { return kVersion; }
+    char const* getPluginNamespace() const noexcept override { return kNamespace; }
+
+private:
+    IPluginV3* fail(char const* layer, std::string const& message) const noexcept
+    {
+        logError(std::string(kOps[size_t(mOp)].name) + " (" + (layer ? layer : "?") + "): " + message);
+        return nullptr;
+    }
+
+    Op mOp;
+    std::vector<PluginField> mFields;
+    PluginFieldCollection mFieldCollection{};
+};
+
+std::array<IPluginCreatorInterface*, size_t(Op::kCount)>& creators()
+{
+    static RouteCreator c0{Op::kArgmax}, c1{Op::kThreshold}, c2{Op::kTopK}, c3{Op::kIndex}, c4{Op::kGather}, c5{Op::kScatterAdd};
+    static std::array<IPluginCreatorInterface*, size_t(Op::kCount)> all{&c0, &c1, &c2, &c3, &c4, &c5};
+    return all;
+}
+
+bool gSelfRegistered = false;
+
+// Polygraphy --plugins and plain dlopen: register when loaded, if TensorRT is already in the process.
+__attribute__((constructor)) void registerOnLoad()
+{
+    if (&getPluginRegistry == nullptr || getPluginRegistry() == nullptr)
+        return;
+    for (auto* creator : creators())
+        gSelfRegistered |= getPluginRegistry()->registerCreator(*creator, kNamespace);
+}
+
+} // namespace
+} // namespace irexport::trt
+
+IRX_EXPORT void setLoggerFinder(ILoggerFinder* finder)
+{
+    irexport::trt::gLoggerFinder = finder;
+}
+
+// IPluginRegistry::loadLibrary and trtexec --dynamicPlugins register what this returns; creators the
+// load-time constructor already registered are taken back first so they are not registered twice.
+IRX_EXPORT IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
+{
+    auto& all = irexport::trt::creators();
+    if (irexport::trt::gSelfRegistered && &getPluginRegistry != nullptr && getPluginRegistry() != nullptr)
+    {
+        for (auto* creator : all)
+            getPluginRegistry()->deregisterCreator(*creator);
+        irexport::trt::gSelfRegistered = false;
+    }
+    nbCreators = static_cast<int32_t>(all.size());
+    return all.data();
+}
