@@ -54,7 +54,7 @@ def random_case(seed, batch, seq, fraction):
     return execute & valid, valid, g
 
 
-SHAPES = [(1, 1), (2, 7), (3, 64), (2, 300)]
+SHAPES = [(0, 5), (1, 1), (2, 7), (3, 64), (2, 300)]
 FRACTIONS = [0.0, 0.4, 1.0]
 
 
