@@ -46,7 +46,6 @@ def checkpoint_hash(model_dir: Path) -> str:
 
 def export_graph(model, graph: str, strategy: str, dtype: torch.dtype):
     """One graph as an onnx.ModelProto with the routing ops' function bodies attached."""
-    import onnx
 
     wrapper = (graphs.Prefill if graph == "prefill" else graphs.Decode)(model, strategy)
     args = graphs.example_inputs(model, graph, dtype)
