@@ -1,0 +1,167 @@
+"""Build the prefill and decode TensorRT engines of an export from a recipe, through Polygraphy's loaders.
+
+Writes ``prefill.engine``, ``decode.engine``, ``build_settings.json`` (the exact settings, enough to
+rebuild) and ``build_report.json`` (what was built: TensorRT version, plugin library hash, layer
+counts, which routing nodes became plugins and which TensorRT inlined from their function bodies,
+and each engine's size, hash and input ranges, which the runtimes check before loading).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .. import __version__
+from ..atomic import atomic_dir
+from ..errors import IrexportError
+from ..export.manifest import load_manifest
+from ..ops.spec import DOMAIN
+from .loading import load_plugin_library, require_tensorrt, sha256
+from .profiles import check_precision, input_shapes
+from .recipe import Recipe
+
+GRAPHS = ("prefill", "decode")
+REPORT = "build_report.json"
+SETTINGS = "build_settings.json"
+
+
+def routing_nodes(onnx_path: Path) -> list[dict]:
+    """The custom-domain nodes of a graph (name and op), read without the weights."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return [{"name": n.name, "op": n.op_type} for n in model.graph.node if n.domain == DOMAIN]
+
+
+def classify_routing_nodes(nodes: list[dict], plugin_layers: list[str]) -> dict:
+    """A routing node became a plugin when a plugin layer carries its name (the ONNX parser names
+    layers after their nodes); otherwise the parser inlined the node's function body."""
+    as_plugin, inlined = [], []
+    for node in nodes:
+        hit = any(layer == node["name"] or layer.startswith(node["name"] + "_") for layer in plugin_layers)
+        (as_plugin if hit else inlined).append(node)
+    def count(group):
+        return {op: sum(n["op"] == op for n in group) for op in sorted({n["op"] for n in group})}
+
+    return {"plugins": count(as_plugin), "inlined": count(inlined),
+            "plugin_nodes": [n["name"] for n in as_plugin], "inlined_nodes": [n["name"] for n in inlined]}
+
+
+def report_header(tensorrt_version: str, recipe: Recipe, export_dir: Path, manifest: dict, plugin_library) -> dict:
+    """What runtimes check before loading: TensorRT version, source export, plugin library."""
+    return {
+        "irexport_version": __version__, "tensorrt_version": tensorrt_version, "recipe": recipe.name,
+        "export": {"path": str(export_dir.resolve()), "source_sha256": manifest["source"]["sha256"],
+                   "dtype": manifest["dtype"], "strategy": manifest["strategy"]},
+        "version_compatible": recipe.version_compatible,
+        "plugins": None if plugin_library is None else {
+            "path": str(plugin_library), "sha256": sha256(plugin_library), "serialized": recipe.serialize_plugins},
+        "engines": {},
+    }
+
+
+def engine_record(path: Path, onnx_path: Path, manifest: dict, graph: str, shapes: dict) -> dict:
+    """One engine file as runtimes check it: size, hash, and each input's dtype and profile range."""
+    dtypes = {io["name"]: io["dtype"] for io in manifest["graphs"][graph]["inputs"]}
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path), "onnx": onnx_path.name,
+            "onnx_sha256": sha256(onnx_path),
+            "inputs": {name: {"dtype": dtypes[name], "min": list(lo), "opt": list(opt), "max": list(hi)}
+                       for name, (lo, opt, hi) in shapes.items()}}
+
+
+def build_engines(export_dir, recipe: Recipe, out_dir, plugin_library: Path | None, timing_cache: Path | None,
+                  overwrite: bool = False, log=print) -> dict:
+    export_dir = Path(export_dir)
+    manifest = load_manifest(export_dir)
+    check_precision(manifest, recipe, f"recipe {recipe.name}")
+    if recipe.serialize_plugins and plugin_library is None:
+        raise IrexportError(f"recipe {recipe.name}: serialize_plugins needs the plugin library (drop --no-plugins)")
+    trt = require_tensorrt()
+    if plugin_library is not None:
+        load_plugin_library(trt, plugin_library)  # before parsing: the parser looks plugins up by name and namespace
+
+    report = report_header(trt.__version__, recipe, export_dir, manifest, plugin_library)
+    settings = {"recipe": recipe.to_json(), "export": str(export_dir.resolve()), "profiles": {},
+                "timing_cache": str(timing_cache) if timing_cache else None,
+                "plugin_library": str(plugin_library) if plugin_library else None}
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        for graph in GRAPHS:
+            onnx_path = export_dir / manifest["graphs"][graph]["file"]
+            shapes = input_shapes(manifest, recipe, graph)
+            log(f"building the {graph} engine from {onnx_path.name} ({recipe.precision}, optimization level "
+                f"{recipe.builder_optimization_level})")
+            start = time.monotonic()
+            engine, network_info = _build_one(trt, onnx_path, shapes, recipe, plugin_library, timing_cache, log)
+            path = tmp / f"{graph}.engine"
+            path.write_bytes(engine)
+            routing = classify_routing_nodes(routing_nodes(onnx_path), network_info.pop("plugin_layer_names"))
+            record = {**engine_record(path, onnx_path, manifest, graph, shapes), **network_info, "routing": routing,
+                      "build_seconds": round(time.monotonic() - start, 1)}
+            report["engines"][graph], settings["profiles"][graph] = record, record["inputs"]
+            log(f"{graph}: {len(engine) / 2**20:.1f} MiB, {network_info['network_layers']} layers, routing "
+                f"{routing['plugins']} as plugins, {routing['inlined']} inlined")
+        (tmp / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _build_one(trt, onnx_path: Path, shapes: dict, recipe: Recipe, plugin_library, timing_cache, log):
+    from polygraphy.backend.trt import (
+        CreateConfig,
+        EngineBytesFromNetwork,
+        NetworkFromOnnxPath,
+        PostprocessConfig,
+        Profile,
+    )
+
+    # strongly typed: the engine computes in the export's types (TensorRT 11 ignores the flag: always so)
+    builder, network, parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=True)()
+    plugin_types = {getattr(trt.LayerType, t) for t in ("PLUGIN_V3", "PLUGIN_V2") if hasattr(trt.LayerType, t)}
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    info = {"network_layers": len(layers), "plugin_layers": sum(layer.type in plugin_types for layer in layers),
+            "plugin_layer_names": [layer.name for layer in layers if layer.type in plugin_types]}
+
+    profile = Profile()
+    for name, (lo, opt, hi) in shapes.items():
+        profile.add(name, min=lo, opt=opt, max=hi)
+    config = CreateConfig(
+        profiles=[profile],
+        builder_optimization_level=recipe.builder_optimization_level,
+        load_timing_cache=str(timing_cache) if timing_cache else None,
+        version_compatible=recipe.version_compatible or None,
+        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: recipe.workspace_mib << 20} if recipe.workspace_mib else None,
+        progress_monitor=_progress_monitor(trt, log),
+    )
+    if recipe.serialize_plugins:
+        def serialize(_builder, _network, cfg):
+            cfg.plugins_to_serialize = [str(plugin_library)]
+        config = PostprocessConfig(config, serialize)
+    engine = EngineBytesFromNetwork((builder, network, parser), config,
+                                    save_timing_cache=str(timing_cache) if timing_cache else None)()
+    if engine is None:
+        raise IrexportError(f"{onnx_path}: TensorRT failed to build the engine (see the messages above)")
+    return bytes(engine), info
+
+
+def _progress_monitor(trt, log):
+    """Top-level build phases on stderr: engine builds of large models take minutes."""
+
+    class Progress(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.started = {}
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            if parent_phase is None:
+                self.started[phase_name] = time.monotonic()
+                log(f"  {phase_name} ({num_steps} steps)")
+
+        def step_complete(self, phase_name, step):
+            return True  # never cancel
+
+        def phase_finish(self, phase_name):
+            if phase_name in self.started:
+                log(f"  {phase_name} done in {time.monotonic() - self.started.pop(phase_name):.1f} s")
+
+    return Progress()

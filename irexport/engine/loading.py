@@ -1,0 +1,69 @@
+"""Finding TensorRT and irexport's plugin library, with one-line errors for what is missing."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+from ..errors import IrexportError
+
+PLUGIN_LIBRARY = "libirexport_plugins.so"
+REPO_BUILD = Path(__file__).resolve().parents[2] / "build" / "plugins" / PLUGIN_LIBRARY
+HOW_TO_GET = ("run in the irexport docker image (docker/README.md), or on a GPU host: "
+              "pip install --extra-index-url https://pypi.nvidia.com tensorrt-cu13")
+
+
+class TensorRTMissing(IrexportError):
+    pass
+
+
+def require_tensorrt(builder: bool = True):
+    """The tensorrt module (with its builder unless ``builder`` is False), or a one-line error saying how to get it.
+
+    pip's ``tensorrt`` can be a stub that failed to download its libraries, or bindings without
+    libnvinfer: any failure to import, or a module without a builder, counts as missing.
+    """
+    try:
+        import tensorrt as trt
+    except Exception as e:  # noqa: BLE001 - ImportError, OSError from a missing libnvinfer, stub errors
+        raise TensorRTMissing(f"TensorRT is not installed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e}); "
+                              f"{HOW_TO_GET}") from None
+    if builder and not hasattr(trt, "Builder"):
+        raise TensorRTMissing(f"the installed tensorrt package has no builder (a lean runtime only?); {HOW_TO_GET}")
+    return trt
+
+
+def find_plugin_library(path=None) -> Path:
+    """--plugins PATH, else $IREXPORT_PLUGINS, else the library `irexport plugins build` writes."""
+    candidate = Path(path or os.environ.get("IREXPORT_PLUGINS") or REPO_BUILD)
+    if not candidate.is_file():
+        how = "the path given" if path else ("$IREXPORT_PLUGINS" if os.environ.get("IREXPORT_PLUGINS") else "the default")
+        raise IrexportError(f"{candidate}: plugin library not found ({how}); build it with `irexport plugins build`, "
+                            "or pass --plugins PATH")
+    return candidate.resolve()
+
+
+def load_plugin_library(trt, path: Path) -> None:
+    """Register the library's creators with TensorRT's registry (getCreators, as trtexec --dynamicPlugins)."""
+    if not Path(path).is_file():
+        raise IrexportError(f"{path}: plugin library not found")
+    if trt.get_plugin_registry().load_library(str(path)) is None:
+        raise IrexportError(f"{path}: TensorRT could not load this plugin library (built for another TensorRT or CUDA?)")
+
+
+def sha256(path) -> str:
+    """The file's sha256, remembered while its size and modification time stay the same: runtimes
+    verify multi-GB engines once per process, not once per check."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
