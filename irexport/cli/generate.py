@@ -1,4 +1,4 @@
-"""``irexport generate``: greedy generation with ONNX Runtime on an export."""
+"""``irexport generate``: greedy generation with ONNX Runtime on an export, or with its TensorRT engines."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("generate", help="greedy generation with ONNX Runtime on an exported model",
-                       description="Greedy generation with the exported prefill and decode graphs in ONNX Runtime.")
+    p = sub.add_parser("generate", help="greedy generation with ONNX Runtime or TensorRT engines",
+                       description="Greedy generation with the exported prefill and decode graphs in ONNX Runtime, or "
+                                   "with their TensorRT engines (--engine, irexport.runtime). One JSON line per sequence.")
     p.add_argument("export_dir", type=Path, help="directory written by irexport export")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", action="append", help="text (needs the source model's tokenizer); repeat for a batch")
     src.add_argument("--input-ids", type=Path, help=".npy of token ids [batch, seq]")
     p.add_argument("--max-new-tokens", type=int, default=16, help="default: 16")
+    p.add_argument("--engine", type=Path, help="engine directory from irexport build: generate with TensorRT")
+    p.add_argument("--plugins", type=Path, help="with --engine: plugin library (default: the one the engines were built with)")
     p.set_defaults(func=main)
 
 
@@ -25,7 +28,7 @@ def main(args) -> int:
     from ..errors import IrexportError
     from ..export.manifest import load_manifest
     from ..generate import OnnxGenerator
-    from ..parity.check import onnxrt_errors
+    from ..parity.backends import onnxrt_errors
 
     if args.max_new_tokens <= 0:
         raise IrexportError("--max-new-tokens must be positive")
@@ -38,8 +41,14 @@ def main(args) -> int:
         if source is None:
             raise IrexportError(f"{args.export_dir}: the export records no source model with a tokenizer; use --input-ids")
         ids, mask = reference.tokenize(source, args.prompt, manifest["model"]["vocab_size"])
-    with onnxrt_errors(args.export_dir):
-        tokens = OnnxGenerator(args.export_dir).greedy(ids, mask, args.max_new_tokens)
+    if args.engine is not None:
+        from ..runtime import EngineGenerator, check_built_from, read_build_report
+
+        check_built_from(read_build_report(args.engine), manifest, args.engine)
+        tokens = EngineGenerator(args.engine, args.plugins).greedy(ids, mask, args.max_new_tokens)
+    else:
+        with onnxrt_errors(args.export_dir):
+            tokens = OnnxGenerator(args.export_dir).greedy(ids, mask, args.max_new_tokens)
     if args.prompt:
         tok = reference.load_tokenizer(source)
         for prompt, row in zip(args.prompt, tokens):
