@@ -15,12 +15,13 @@ from irexport.export.onnx_export import checkpoint_hash
 from irexport.parity.check import parity, sample_inputs
 
 
-def check_report(report):
+def check_report(report, backend="onnxrt"):
+    result = report["results"][backend]
     for graph in ("prefill", "decode"):
-        section = report[graph]
+        section = result[graph]
         assert section["routing"]["flips"] == section["routing"]["near_tie_flips"], section["routing"]
         assert section["numerics"]["passed"], section["numerics"]
-    assert report["generation"]["passed"], report["generation"]
+    assert result["generation"]["passed"], result["generation"]
     assert report["passed"]
 
 
@@ -31,7 +32,7 @@ def test_onnxruntime_parity(exported, name, strategy):
     model = load_model(model_dir)
     report = parity(out, model, sample_inputs(model.config.vocab_size, batch=3, seq=20, seed=1), new_tokens=6)
     check_report(report)
-    assert report["prefill"]["numerics"]["logits"]["max_abs"] <= 1e-4
+    assert report["results"]["onnxrt"]["prefill"]["numerics"]["logits"]["max_abs"] <= 1e-4
     # the routing really is mixed on these inputs, so both paths of every routed unit ran
     feed = sample_inputs(model.config.vocab_size, batch=3, seq=20, seed=1)
     with torch.no_grad():
@@ -114,7 +115,7 @@ def test_parity_command_fails_on_a_broken_export(exported, cli, tmp_path):
     code, stdout, _ = cli("parity", broken, "--model", model_dir, "--new-tokens", "0")
     assert code == 1
     report = json.loads((broken / "parity_report.json").read_text())
-    assert not report["prefill"]["numerics"]["logits"]["passed"] and not report["passed"]
+    assert not report["results"]["onnxrt"]["prefill"]["numerics"]["logits"]["passed"] and not report["passed"]
     assert "FAIL" in stdout
 
 

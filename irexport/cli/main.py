@@ -10,17 +10,18 @@ import sys
 
 from .. import __version__
 from ..errors import IrexportError
-from . import convert, demo, export, generate, init, inspect, parity, plugins, run
+from . import build, convert, demo, export, generate, init, inspect, parity, parity_matrix, plugins, run
 
-COMMANDS = (init, convert, run, inspect, export, parity, generate, plugins, demo)
+COMMANDS = (init, convert, run, inspect, export, build, parity, parity_matrix, generate, plugins, demo)
 EXIT_BAD_INPUT = 2
-OPTIONAL = {"onnx": "onnx", "onnxscript": "onnx", "onnxruntime": "onnx", "tensorrt": None}
+OPTIONAL = {"onnx": "onnx", "onnxscript": "onnx", "onnxruntime": "onnx"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="irexport",
-        description="Deploy token-routed LLMs: PyTorch reference, checkpoints, ONNX export with routing custom ops, and parity.",
+        description="Deploy token-routed LLMs: PyTorch reference, checkpoints, ONNX export with routing custom ops, "
+                    "TensorRT engines with CUDA plugins, parity, and generation.",
     )
     parser.add_argument("--version", action="version", version=f"irexport {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -40,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         top = (e.name or "").split(".")[0]
         if top not in OPTIONAL:
             raise
-        extra = f"pip install 'irexport[{OPTIONAL[top]}]'" if OPTIONAL[top] else "see the README"
-        print(f"irexport: error: '{args.command}' needs the {top} package, which is not installed ({extra})", file=sys.stderr)
+        print(f"irexport: error: '{args.command}' needs the {top} package, which is not installed "
+              f"(pip install 'irexport[{OPTIONAL[top]}]')", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("irexport: interrupted (no partial output was kept)", file=sys.stderr)

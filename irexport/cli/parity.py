@@ -1,4 +1,4 @@
-"""``irexport parity``: ONNX Runtime against the PyTorch reference, routing-aware, JSON report."""
+"""``irexport parity``: ONNX Runtime and TensorRT against the PyTorch reference, routing-aware, JSON report."""
 
 from __future__ import annotations
 
@@ -9,12 +9,18 @@ from .common import log
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("parity", help="compare an export with ONNX Runtime against the PyTorch reference",
-                       description="Compare the exported graphs, run by ONNX Runtime through Polygraphy, against the "
-                                   "PyTorch reference: routing decisions per layer and unit (near-tie flips within the "
-                                   "dtype's epsilon are counted and allowed), logits and KV cache (Polygraphy Comparator, "
-                                   "tolerances per dtype), and greedy generation. Exit 0 pass, 1 fail, 2 bad input.")
+    p = sub.add_parser("parity", help="compare ONNX Runtime / TensorRT against the PyTorch reference",
+                       description="Compare the exported graphs, run by ONNX Runtime and/or the TensorRT engines through "
+                                   "Polygraphy, against the PyTorch reference: routing decisions per layer and unit "
+                                   "(near-tie flips within the dtype's epsilon are counted and allowed), logits and KV cache "
+                                   "(Polygraphy Comparator; float16/bfloat16 bounded by 2x PyTorch's own error in that "
+                                   "precision), and greedy generation. Exit 0 pass, 1 fail, 2 bad input.")
     p.add_argument("export_dir", type=Path, help="directory written by irexport export")
+    p.add_argument("--backends", type=backend_list, default="torch,onnxrt",
+                   help="comma-separated: torch (the reference, always run), onnxrt, trt (default: torch,onnxrt)")
+    p.add_argument("--engine", type=Path, help="trt: engine directory from irexport build (default: the only one "
+                                               "under EXPORT_DIR/engines/)")
+    p.add_argument("--plugins", type=Path, help="trt: plugin library (default: the one the engines were built with)")
     p.add_argument("--model", type=Path, help="reference model directory (default: the export's source)")
     p.add_argument("--inputs", type=Path, help="inputs: Polygraphy JSON (irexport run writes one) or .npz "
                                                "(default: seeded random tokens with padding)")
@@ -24,6 +30,22 @@ def add_parser(sub) -> None:
     p.add_argument("--new-tokens", type=int, default=8, help="greedy tokens to compare, 0 to skip (default: 8)")
     p.add_argument("--report", type=Path, help="JSON report path (default: EXPORT_DIR/parity_report.json)")
     p.set_defaults(func=main)
+
+
+def backend_list(text: str) -> tuple:
+    """'torch,onnxrt,trt' -> ('onnxrt', 'trt'): torch is the reference and always runs."""
+    import argparse
+
+    from ..parity.backends import BACKENDS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ("torch", *BACKENDS)]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown backend {unknown[0]!r} (known: torch, {', '.join(BACKENDS)})")
+    backends = tuple(dict.fromkeys(n for n in names if n != "torch"))
+    if not backends:
+        raise argparse.ArgumentTypeError("name at least one backend to compare with the reference: onnxrt, trt")
+    return backends
 
 
 def main(args) -> int:
@@ -45,16 +67,23 @@ def main(args) -> int:
     vocab = model.config.vocab_size
     feed = load_inputs(args.inputs, vocab) if args.inputs else sample_inputs(vocab, args.batch, args.seq, args.seed)
     log(f"parity of {args.export_dir} ({manifest['strategy']}, {manifest['dtype']}) on {list(feed['input_ids'].shape)} tokens")
-    report = parity(args.export_dir, model.to(DTYPES[manifest["dtype"]]), feed, args.new_tokens)
+    report = parity(args.export_dir, model.to(DTYPES[manifest["dtype"]]), feed, args.new_tokens, args.backends,
+                    args.engine, args.plugins)
     path = args.report or args.export_dir / "parity_report.json"
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
-    for graph in ("prefill", "decode"):
-        r, n = report[graph]["routing"], report[graph]["numerics"]
-        print(f"{graph:<8} routing {'PASS' if r['passed'] else 'FAIL'} (flips {r['flips']}, near ties {r['near_tie_flips']}, "
-              f"epsilon {r['epsilon']})  logits {'PASS' if n['logits']['passed'] else 'FAIL'} (max abs "
-              f"{n['logits']['max_abs']:.3g})  kv {'PASS' if n['kv_cache']['passed'] else 'FAIL'} (max abs {n['kv_cache']['max_abs']:.3g})")
-    g = report["generation"]
-    print(f"generate {'PASS' if g['passed'] else 'FAIL'} ({g['new_tokens']} greedy tokens)")
+    print_report(report)
     print(f"parity   {'PASS' if report['passed'] else 'FAIL'} (report: {path})")
     return 0 if report["passed"] else 1
+
+
+def print_report(report: dict) -> None:
+    for backend, result in report["results"].items():
+        for graph in ("prefill", "decode"):
+            r, n = result[graph]["routing"], result[graph]["numerics"]
+            print(f"{backend:<7} {graph:<8} routing {'PASS' if r['passed'] else 'FAIL'} (flips {r['flips']}, near ties "
+                  f"{r['near_tie_flips']}, epsilon {r['epsilon']})  logits {'PASS' if n['logits']['passed'] else 'FAIL'} "
+                  f"(max abs {n['logits']['max_abs']:.3g})  kv {'PASS' if n['kv_cache']['passed'] else 'FAIL'} "
+                  f"(max abs {n['kv_cache']['max_abs']:.3g})")
+        g = result["generation"]
+        print(f"{backend:<7} generate {'PASS' if g['passed'] else 'FAIL'} ({g['new_tokens']} greedy tokens)")

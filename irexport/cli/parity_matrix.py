@@ -1,0 +1,77 @@
+"""``irexport parity-matrix``: parity over many exports and backends, for CI gates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .common import log
+from .parity import backend_list
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("parity-matrix", help="parity of every export under some directories, for CI",
+                       description="Run irexport parity on every export directory found under ROOTS, against every "
+                                   "backend, on seeded inputs; write one summary JSON; exit 1 when any entry fails, "
+                                   "cannot run, or (with --baseline) regressed. Exit 0 all pass.")
+    p.add_argument("roots", type=Path, nargs="+", help="export directories, or directories holding them")
+    p.add_argument("--backends", type=backend_list, default="torch,onnxrt",
+                   help="comma-separated: torch (reference), onnxrt, trt (default: torch,onnxrt)")
+    p.add_argument("--baseline", type=Path, help="a summary from an earlier run: fail when an error grew")
+    p.add_argument("--growth", type=float, default=2.0, help="with --baseline: allowed error growth factor (default: 2)")
+    p.add_argument("--batch", type=int, default=2, help="random inputs: batch (default: 2)")
+    p.add_argument("--seq", type=int, default=16, help="random inputs: sequence length (default: 16)")
+    p.add_argument("--new-tokens", type=int, default=4, help="greedy tokens to compare (default: 4)")
+    p.add_argument("--report", type=Path, default=Path("parity_matrix.json"), help="summary JSON (default: ./parity_matrix.json)")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from ..atomic import atomic_file
+    from ..checkpoints import load_model
+    from ..errors import IrexportError
+    from ..export.manifest import check_model_matches, load_manifest
+    from ..parity.check import parity, sample_inputs
+    from ..parity.matrix import find_exports, regressions, summarize
+    from ..reference import DTYPES
+
+    if args.batch <= 0 or args.seq <= 0 or args.new_tokens < 0 or args.growth < 1:
+        raise IrexportError("--batch and --seq must be positive, --new-tokens non-negative, --growth at least 1")
+    baseline = _read_baseline(args.baseline) if args.baseline else None
+    exports = find_exports(args.roots)
+    rows = []
+    for i, export_dir in enumerate(exports, 1):
+        log(f"[{i}/{len(exports)}] {export_dir} on {', '.join(args.backends)}")
+        try:
+            manifest = load_manifest(export_dir)
+            model = load_model(manifest["source"]["path"])
+            check_model_matches(manifest, model, manifest["source"]["path"])
+            feed = sample_inputs(model.config.vocab_size, args.batch, args.seq)
+            report = parity(export_dir, model.to(DTYPES[manifest["dtype"]]), feed, args.new_tokens, args.backends)
+            rows += summarize(export_dir, report)
+        except IrexportError as e:  # this entry cannot run: it fails, the others still run
+            rows += [{"export": str(export_dir), "backend": b, "passed": False, "error": str(e)} for b in args.backends]
+    found = regressions(rows, baseline, args.growth) if baseline is not None else []
+    summary = {"backends": list(args.backends), "entries": rows, "regressions": found,
+               "passed": all(r["passed"] for r in rows) and not found}
+    with atomic_file(args.report) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    for row in rows:
+        detail = row.get("error") or f"logits max abs {row['logits_max_abs']:.3g}, flips {row['flips']} (near ties {row['near_tie_flips']})"
+        print(f"{'PASS' if row['passed'] else 'FAIL'}  {row['export']}  [{row['backend']}]  {detail}")
+    for line in found:
+        print(f"REGRESSION  {line}")
+    print(f"matrix {'PASS' if summary['passed'] else 'FAIL'}: {sum(r['passed'] for r in rows)}/{len(rows)} entries "
+          f"(summary: {args.report})")
+    return 0 if summary["passed"] else 1
+
+
+def _read_baseline(path: Path) -> list:
+    from ..errors import IrexportError
+
+    try:
+        return json.loads(path.read_text())["entries"]
+    except FileNotFoundError:
+        raise IrexportError(f"{path}: baseline not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise IrexportError(f"{path}: not a parity-matrix summary ({e})") from None

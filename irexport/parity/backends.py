@@ -1,0 +1,126 @@
+"""The backends parity compares against the PyTorch reference, each run through Polygraphy.
+
+A backend runs one graph ("prefill" or "decode") on a feed of numpy arrays and returns numpy arrays
+(bfloat16 outputs as float32), and generates greedily; parity needs nothing else from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IrexportError
+
+ONNXRT = "onnxrt"
+TRT = "trt"
+BACKENDS = (ONNXRT, TRT)
+
+
+def onnxrt_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return ["cuda", "cpu"] if "CUDAExecutionProvider" in ort.get_available_providers() else ["cpu"]
+
+
+@contextlib.contextmanager
+def onnxrt_errors(model_path: Path):
+    """ONNX Runtime (or Polygraphy input check) failures as one line."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own pybind exception types
+        if not type(e).__module__.startswith(("onnxruntime", "polygraphy")):
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise IrexportError(f"{model_path}: ONNX Runtime failed: {first}") from None
+
+
+def run_onnxrt(model_path: Path, feed: dict) -> dict:
+    from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+    from polygraphy.logger import G_LOGGER
+
+    G_LOGGER.module_severity = G_LOGGER.ERROR
+    with onnxrt_errors(model_path):
+        with OnnxrtRunner(SessionFromOnnx(str(model_path), providers=onnxrt_providers()), name=ONNXRT) as runner:
+            return dict(runner.infer(feed))
+
+
+class OnnxrtBackend:
+    name = ONNXRT
+
+    def __init__(self, export_dir: Path, manifest: dict):
+        if manifest["dtype"] == "bfloat16" and "cuda" not in onnxrt_providers():
+            raise IrexportError(f"{export_dir}: bfloat16 parity needs ONNX Runtime's CUDA provider (onnxruntime-gpu on a "
+                                "GPU host); the CPU provider has no bfloat16 kernels")
+        self.export_dir, self.graphs = export_dir, manifest["graphs"]
+
+    def run(self, graph: str, feed: dict) -> dict:
+        return run_onnxrt(self.export_dir / self.graphs[graph]["file"], feed)
+
+    def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
+        from ..generate import OnnxGenerator
+
+        with onnxrt_errors(self.export_dir / self.graphs["decode"]["file"]):
+            return OnnxGenerator(self.export_dir).greedy(input_ids, attention_mask, new_tokens)
+
+
+class TrtBackend:
+    """Engines built by ``irexport build``, checked against their build record, run by Polygraphy's
+    TrtRunner (which sizes data-dependent outputs with its output allocator)."""
+
+    name = TRT
+
+    def __init__(self, engine_dir: Path, manifest: dict, plugins=None):
+        from ..engine.loading import load_plugin_library, require_tensorrt
+        from ..runtime import (
+            check_built_from,
+            check_engine_file,
+            check_tensorrt_version,
+            plugin_library_for,
+            read_build_report,
+        )
+
+        self.engine_dir = Path(engine_dir)
+        self.report = read_build_report(self.engine_dir)
+        check_built_from(self.report, manifest, self.engine_dir)
+        self.paths = {graph: check_engine_file(self.engine_dir, self.report, graph) for graph in ("prefill", "decode")}
+        self.plugins = plugin_library_for(self.report, plugins, str(engine_dir))
+        trt = require_tensorrt(builder=False)
+        check_tensorrt_version(self.report, trt.__version__, str(engine_dir))
+        if self.plugins is not None:
+            load_plugin_library(trt, self.plugins)
+
+    def run(self, graph: str, feed: dict) -> dict:
+        import torch
+        from polygraphy.backend.common import BytesFromPath
+        from polygraphy.backend.trt import EngineFromBytes, TrtRunner
+
+        from ..reference import DTYPES
+        from ..runtime import check_feed
+
+        inputs = self.report["engines"][graph]["inputs"]
+        check_feed(inputs, feed, f"{self.engine_dir}/{graph}")
+        # torch tensors in, torch tensors out: numpy has no bfloat16
+        tensors = {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in feed.items()}
+        tensors = {n: t.to(DTYPES[inputs[n]["dtype"]]) if inputs[n]["dtype"] in DTYPES else t for n, t in tensors.items()}
+        with TrtRunner(EngineFromBytes(BytesFromPath(str(self.paths[graph]))), name=TRT) as runner:
+            outputs = runner.infer(tensors, copy_outputs_to_host=True)
+        return {n: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for n, t in outputs.items()}
+
+    def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
+        from ..runtime import EngineGenerator
+
+        return EngineGenerator(self.engine_dir, self.plugins).greedy(input_ids, attention_mask, new_tokens)
+
+
+def find_engine_dir(export_dir: Path, engine_dir=None) -> Path:
+    """--engine DIR, else the only directory under EXPORT_DIR/engines/."""
+    if engine_dir is not None:
+        return Path(engine_dir)
+    built = sorted(p for p in (Path(export_dir) / "engines").glob("*/build_report.json"))
+    if len(built) != 1:
+        found = ", ".join(p.parent.name for p in built) or "none"
+        raise IrexportError(f"{export_dir}/engines: the trt backend needs --engine DIR (engine builds found: {found}; "
+                            "irexport build makes one)")
+    return built[0].parent
