@@ -1,44 +1,126 @@
-"""Tests that need a GPU or TensorRT. They skip with the reason where those are absent (CPU CI)."""
+"""Tests that need a GPU or TensorRT: engine builds, TensorRT parity, the Python runtime. They skip
+with the reason where those are absent (CPU CI); the docker image (docker/) has everything."""
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
 from irexport.checkpoints import load_model
+from irexport.errors import IrexportError
 from irexport.parity.check import parity, sample_inputs
+
+RECIPES = Path(__file__).resolve().parents[1] / "engines" / "recipes"
 
 
 def tensorrt_or_skip():
+    from irexport.engine.loading import require_tensorrt
+
     try:
-        import tensorrt as trt
-    except ImportError:
-        pytest.skip("TensorRT is not installed (pip's full TensorRT builder cannot be installed on this machine)")
+        trt = require_tensorrt()
+    except IrexportError as e:
+        pytest.skip(str(e))
     try:
         builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
     except Exception as e:  # noqa: BLE001 - stub packages fail in many ways
         pytest.skip(f"TensorRT is installed but has no usable builder here: {e}")
-    if builder is None:
-        pytest.skip("TensorRT could not create a builder (no GPU?)")
+    if builder is None or not torch.cuda.is_available():
+        pytest.skip("TensorRT could not create a builder, or torch sees no CUDA GPU")
     return trt, builder
+
+
+def plugins_or_skip():
+    from irexport.engine.loading import find_plugin_library
+
+    try:
+        return find_plugin_library()
+    except IrexportError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def engines(exported, tmp_path_factory):
+    """engines(name, strategy, dtype, plugins=True) -> engine dir built with the demo recipe of that dtype."""
+    from irexport.cli.main import main
+
+    built = {}
+
+    def get(name="informed", strategy="compact", dtype="float32", plugins=True):
+        key = (name, strategy, dtype, plugins)
+        if key not in built:
+            tensorrt_or_skip()
+            out, _ = exported(name, strategy, dtype)
+            recipe = RECIPES / {"float32": "demo.yaml", "float16": "demo-fp16.yaml", "bfloat16": "demo-bf16.yaml"}[dtype]
+            dest = tmp_path_factory.mktemp("engines") / "-".join(map(str, key))
+            flags = ["--plugins", str(plugins_or_skip())] if plugins else ["--no-plugins"]
+            assert main(["build", str(out), "--recipe", str(recipe), "-o", str(dest), *flags]) == 0
+            built[key] = dest
+        return built[key]
+
+    return get
 
 
 @pytest.mark.tensorrt
 @pytest.mark.parametrize("strategy", ["compact", "masked"])
-def test_tensorrt_inlines_the_function_bodies_without_the_plugin_library(exported, strategy):
+def test_tensorrt_inlines_the_function_bodies_without_the_plugin_library(engines, strategy):
     """Without irexport's plugin library loaded, TensorRT (>= 10.7) must inline every routing op's
-    function body: the network parses and builds, and holds no plugin layer."""
-    trt, builder = tensorrt_or_skip()
-    out, _ = exported("informed", strategy)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, trt.Logger(trt.Logger.ERROR))
-    assert parser.parse_from_file(str(out / "model.onnx")), [str(parser.get_error(i)) for i in range(parser.num_errors)]
-    layer_types = {network.get_layer(i).type for i in range(network.num_layers)}
-    assert trt.LayerType.PLUGIN_V3 not in layer_types and trt.LayerType.PLUGIN_V2 not in layer_types
-    config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    for name in ("input_ids", "attention_mask"):
-        profile.set_shape(name, (1, 1), (2, 16), (4, 64))
-    config.add_optimization_profile(profile)
-    assert builder.build_serialized_network(network, config) is not None
+    function body: the build succeeds and no routing node became a plugin."""
+    report = json.loads((engines("informed", strategy, plugins=False) / "build_report.json").read_text())
+    for graph in ("prefill", "decode"):
+        assert report["engines"][graph]["plugin_layers"] == 0
+        assert report["engines"][graph]["routing"]["plugins"] == {}
+        assert sum(report["engines"][graph]["routing"]["inlined"].values()) > 0
+
+
+@pytest.mark.tensorrt
+@pytest.mark.parametrize("strategy", ["compact", "masked"])
+def test_routing_nodes_become_plugins_with_the_library(engines, strategy):
+    report = json.loads((engines("informed", strategy) / "build_report.json").read_text())
+    for graph in ("prefill", "decode"):
+        assert report["engines"][graph]["routing"]["inlined"] == {}, report["engines"][graph]["routing"]
+        assert report["plugins"]["sha256"]
+
+
+@pytest.mark.tensorrt
+@pytest.mark.parametrize("name,strategy,dtype", [("informed", "compact", "float32"), ("mod", "compact", "float32"),
+                                                 ("skipgpt", "masked", "float32"), ("informed", "compact", "float16"),
+                                                 ("router_tuning", "compact", "bfloat16")])
+def test_tensorrt_parity(engines, exported, name, strategy, dtype):
+    engine_dir = engines(name, strategy, dtype)
+    out, model_dir = exported(name, strategy, dtype)
+    model = load_model(model_dir).to(getattr(torch, dtype))
+    backends = ("trt",) if dtype == "bfloat16" else ("onnxrt", "trt")  # ONNX Runtime's CPU provider has no bf16
+    report = parity(out, model, sample_inputs(model.config.vocab_size, seed=3), new_tokens=4, backends=backends,
+                    engine_dir=engine_dir)
+    assert report["results"]["trt"]["passed"], report["results"]["trt"]
+
+
+@pytest.mark.tensorrt
+def test_runtime_runs_numpy_and_torch_alike_and_refuses_bad_shapes(engines):
+    from irexport.runtime import Engine
+
+    engine = Engine(engines(), "prefill")
+    feed = sample_inputs(257, batch=2, seq=12, seed=4)
+    as_numpy = engine.run(feed)
+    as_torch = engine.run({k: torch.from_numpy(v).cuda() for k, v in feed.items()})
+    assert isinstance(as_numpy["logits"], np.ndarray) and as_torch["logits"].is_cuda
+    np.testing.assert_array_equal(as_numpy["logits"], as_torch["logits"].cpu().numpy())
+    with pytest.raises(IrexportError, match="outside the engine's profile"):
+        engine.run(sample_inputs(257, batch=2, seq=200))
+
+
+@pytest.mark.tensorrt
+def test_engine_generation_equals_the_reference(engines, exported):
+    from irexport.generate import greedy_reference
+    from irexport.runtime import EngineGenerator
+
+    _, model_dir = exported("informed", "compact")
+    feed = sample_inputs(257, seed=5)
+    ours = greedy_reference(load_model(model_dir), feed["input_ids"], feed["attention_mask"], 6, "compact")
+    theirs = EngineGenerator(engines()).greedy(feed["input_ids"], feed["attention_mask"], 6)
+    np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.gpu
