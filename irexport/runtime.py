@@ -138,11 +138,13 @@ class Engine:
                           (("int64", torch.int64), ("int32", torch.int32), ("bool", torch.bool), ("float32", torch.float32),
                            ("float16", torch.float16), ("bfloat16", torch.bfloat16))}
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self._runtime.engine_host_code_allowed = bool(report["plugins"] and report["plugins"]["serialized"])
+        # version-compatible engines carry the lean runtime (and any serialized plugins) as host code
+        self._runtime.engine_host_code_allowed = bool(report["version_compatible"])
         self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
             raise IrexportError(f"{path}: TensorRT could not deserialize the engine (see the messages above)")
         self.context = self.engine.create_execution_context()
+        self._stream = torch.cuda.Stream()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
 
@@ -158,8 +160,9 @@ class Engine:
         for name, value in feed.items():
             t = torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
             tensors[name] = t.to(device=device, dtype=self._dtypes[self.inputs[name]["dtype"]]).contiguous()
-            self.context.set_input_shape(name, tuple(t.shape))
-            self.context.set_tensor_address(name, tensors[name].data_ptr())
+            if not (self.context.set_input_shape(name, tuple(t.shape))
+                    and self.context.set_tensor_address(name, tensors[name].data_ptr())):
+                raise IrexportError(f"{self.where}: TensorRT refused input {name} of shape {list(t.shape)}")
         outputs = {}
         for name in self.outputs:
             shape = tuple(self.context.get_tensor_shape(name))
@@ -168,7 +171,8 @@ class Engine:
                                     "graphs have none (an engine from another export?)")
             outputs[name] = torch.empty(shape, dtype=self._dtype_of[self.engine.get_tensor_dtype(name)], device=device)
             self.context.set_tensor_address(name, outputs[name].data_ptr())
-        stream = torch.cuda.current_stream()
+        stream = self._stream  # not the default stream, which TensorRT warns against (extra syncs)
+        stream.wait_stream(torch.cuda.current_stream())  # the inputs were copied on the current stream
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise IrexportError(f"{self.where}: TensorRT failed to run the engine (see the messages above)")
         stream.synchronize()

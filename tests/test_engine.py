@@ -126,8 +126,17 @@ def test_routing_nodes_are_classified_as_plugins_or_inlined(exported):
     nothing = classify_routing_nodes(nodes, ["unrelated_layer"])
     assert nothing["plugins"] == {} and sum(nothing["inlined"].values()) == len(nodes)
     gathers = [n["name"] for n in nodes if n["op"] == "RouteGather"]
-    part = classify_routing_nodes(nodes, [f"{g}_plugin" for g in gathers])
+    part = classify_routing_nodes(nodes, gathers)
     assert set(part["plugins"]) == {"RouteGather"} and "RouteGather" not in part["inlined"]
+
+
+def test_classification_is_not_fooled_by_suffixed_names():
+    """The parser appends "_N" only to a taken name: "X_1" is node X_1 when that node exists."""
+    nodes = [{"name": "/l0/RouteArgmax", "op": "RouteArgmax"}, {"name": "/l0/RouteArgmax_1", "op": "RouteArgmax"},
+             {"name": "/l0/RouteGather", "op": "RouteGather"}]
+    got = classify_routing_nodes(nodes, ["/l0/RouteArgmax_1", "/l0/RouteGather_2"])
+    assert got["plugin_nodes"] == ["/l0/RouteArgmax_1", "/l0/RouteGather"]
+    assert got["inlined_nodes"] == ["/l0/RouteArgmax"]
 
 
 # --- the build record runtimes check ---------------------------------------------------------------------------
@@ -274,7 +283,7 @@ def test_generate_with_engines_checks_them_first(build_dir, cli, tmp_path):
 
 
 def test_parity_trt_backend_needs_engines(exported, cli):
-    out, model_dir = exported("informed")
+    out, _ = exported("informed")
     code, _, stderr = cli("parity", out, "--backends", "torch,onnxrt,trt", "--new-tokens", "0")
     assert code == 2 and "needs --engine DIR (engine builds found: none" in stderr
     with pytest.raises(SystemExit) as e:

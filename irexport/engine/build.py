@@ -17,7 +17,7 @@ from ..atomic import atomic_dir
 from ..errors import IrexportError
 from ..export.manifest import load_manifest
 from ..ops.spec import DOMAIN
-from .loading import load_plugin_library, require_tensorrt, sha256
+from .loading import load_plugin_library, require_tensorrt, sha256, unload_plugin_libraries
 from .profiles import check_precision, input_shapes
 from .recipe import Recipe
 
@@ -36,11 +36,15 @@ def routing_nodes(onnx_path: Path) -> list[dict]:
 
 def classify_routing_nodes(nodes: list[dict], plugin_layers: list[str]) -> dict:
     """A routing node became a plugin when a plugin layer carries its name (the ONNX parser names
-    layers after their nodes); otherwise the parser inlined the node's function body."""
-    as_plugin, inlined = [], []
-    for node in nodes:
-        hit = any(layer == node["name"] or layer.startswith(node["name"] + "_") for layer in plugin_layers)
-        (as_plugin if hit else inlined).append(node)
+    layers after their nodes, adding "_N" only when a name is taken); otherwise the parser inlined
+    the node's function body."""
+    names = {n["name"] for n in nodes}
+    layers = set(plugin_layers)
+    # a layer "X_3" stands for node "X" only when no routing node is itself called "X_3"
+    stems = {layer.rsplit("_", 1)[0] for layer in layers - names if layer.rsplit("_", 1)[-1].isdigit()}
+    as_plugin = [n for n in nodes if n["name"] in layers or n["name"] in stems]
+    inlined = [n for n in nodes if n not in as_plugin]
+
     def count(group):
         return {op: sum(n["op"] == op for n in group) for op in sorted({n["op"] for n in group})}
 
@@ -80,9 +84,11 @@ def build_engines(export_dir, recipe: Recipe, out_dir, plugin_library: Path | No
     trt = require_tensorrt()
     if plugin_library is not None:
         load_plugin_library(trt, plugin_library)  # before parsing: the parser looks plugins up by name and namespace
+    else:
+        unload_plugin_libraries(trt)  # --no-plugins: the function bodies must be inlined
 
     report = report_header(trt.__version__, recipe, export_dir, manifest, plugin_library)
-    settings = {"recipe": recipe.to_json(), "export": str(export_dir.resolve()), "profiles": {},
+    settings = {"recipe": recipe.to_json(), "export": str(export_dir.resolve()), "profiles": {}, "tf32": False,
                 "timing_cache": str(timing_cache) if timing_cache else None,
                 "plugin_library": str(plugin_library) if plugin_library else None}
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
@@ -92,56 +98,58 @@ def build_engines(export_dir, recipe: Recipe, out_dir, plugin_library: Path | No
             log(f"building the {graph} engine from {onnx_path.name} ({recipe.precision}, optimization level "
                 f"{recipe.builder_optimization_level})")
             start = time.monotonic()
-            engine, network_info = _build_one(trt, onnx_path, shapes, recipe, plugin_library, timing_cache, log)
             path = tmp / f"{graph}.engine"
-            path.write_bytes(engine)
+            network_info = _build_one(trt, onnx_path, path, shapes, recipe, plugin_library, timing_cache, log)
             routing = classify_routing_nodes(routing_nodes(onnx_path), network_info.pop("plugin_layer_names"))
             record = {**engine_record(path, onnx_path, manifest, graph, shapes), **network_info, "routing": routing,
                       "build_seconds": round(time.monotonic() - start, 1)}
             report["engines"][graph], settings["profiles"][graph] = record, record["inputs"]
-            log(f"{graph}: {len(engine) / 2**20:.1f} MiB, {network_info['network_layers']} layers, routing "
+            log(f"{graph}: {record['bytes'] / 2**20:.1f} MiB, {network_info['network_layers']} layers, routing "
                 f"{routing['plugins']} as plugins, {routing['inlined']} inlined")
         (tmp / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
-def _build_one(trt, onnx_path: Path, shapes: dict, recipe: Recipe, plugin_library, timing_cache, log):
-    from polygraphy.backend.trt import (
-        CreateConfig,
-        EngineBytesFromNetwork,
-        NetworkFromOnnxPath,
-        PostprocessConfig,
-        Profile,
-    )
+def _build_one(trt, onnx_path: Path, engine_path: Path, shapes: dict, recipe: Recipe, plugin_library, timing_cache, log):
+    """Parse and build one graph, write the engine; returns what the report says about the network."""
+    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, PostprocessConfig, Profile
+    from polygraphy.exception import PolygraphyException
+    from polygraphy.logger import G_LOGGER
 
-    # strongly typed: the engine computes in the export's types (TensorRT 11 ignores the flag: always so)
-    builder, network, parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=True)()
-    plugin_types = {getattr(trt.LayerType, t) for t in ("PLUGIN_V3", "PLUGIN_V2") if hasattr(trt.LayerType, t)}
-    layers = [network.get_layer(i) for i in range(network.num_layers)]
-    info = {"network_layers": len(layers), "plugin_layers": sum(layer.type in plugin_types for layer in layers),
-            "plugin_layer_names": [layer.name for layer in layers if layer.type in plugin_types]}
+    G_LOGGER.module_severity = G_LOGGER.WARNING  # Polygraphy's info lines go to stdout, which is ours
+    try:
+        # strongly typed: the engine computes in the export's types (TensorRT 11 ignores the flag: always so)
+        builder, network, parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=True)()
+        plugin_types = {getattr(trt.LayerType, t) for t in ("PLUGIN_V3", "PLUGIN_V2") if hasattr(trt.LayerType, t)}
+        layers = [network.get_layer(i) for i in range(network.num_layers)]
+        info = {"network_layers": len(layers), "plugin_layers": sum(layer.type in plugin_types for layer in layers),
+                "plugin_layer_names": [layer.name for layer in layers if layer.type in plugin_types]}
 
-    profile = Profile()
-    for name, (lo, opt, hi) in shapes.items():
-        profile.add(name, min=lo, opt=opt, max=hi)
-    config = CreateConfig(
-        profiles=[profile],
-        builder_optimization_level=recipe.builder_optimization_level,
-        load_timing_cache=str(timing_cache) if timing_cache else None,
-        version_compatible=recipe.version_compatible or None,
-        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: recipe.workspace_mib << 20} if recipe.workspace_mib else None,
-        progress_monitor=_progress_monitor(trt, log),
-    )
-    if recipe.serialize_plugins:
-        def serialize(_builder, _network, cfg):
-            cfg.plugins_to_serialize = [str(plugin_library)]
-        config = PostprocessConfig(config, serialize)
-    engine = EngineBytesFromNetwork((builder, network, parser), config,
-                                    save_timing_cache=str(timing_cache) if timing_cache else None)()
-    if engine is None:
-        raise IrexportError(f"{onnx_path}: TensorRT failed to build the engine (see the messages above)")
-    return bytes(engine), info
+        profile = Profile()
+        for name, (lo, opt, hi) in shapes.items():
+            profile.add(name, min=lo, opt=opt, max=hi)
+        config = CreateConfig(
+            profiles=[profile],
+            tf32=False,  # float32 engines compute in float32, as parity's float32 tolerances assume
+            builder_optimization_level=recipe.builder_optimization_level,
+            load_timing_cache=str(timing_cache) if timing_cache else None,
+            version_compatible=recipe.version_compatible or None,
+            memory_pool_limits={trt.MemoryPoolType.WORKSPACE: recipe.workspace_mib << 20} if recipe.workspace_mib else None,
+            progress_monitor=_progress_monitor(trt, log),
+        )
+        if recipe.serialize_plugins:
+            def serialize(_builder, _network, cfg):
+                cfg.plugins_to_serialize = [str(plugin_library)]
+            config = PostprocessConfig(config, serialize)
+        engine = EngineBytesFromNetwork((builder, network, parser), config,
+                                        save_timing_cache=str(timing_cache) if timing_cache else None)()
+    except PolygraphyException as e:  # parse or build failures: TensorRT's own messages were logged above
+        first = (str(e).strip().splitlines() or ["failed"])[0]
+        raise IrexportError(f"{onnx_path}: TensorRT could not build the engine: {first}") from None
+    with open(engine_path, "wb") as f:
+        f.write(engine)  # IHostMemory supports the buffer protocol: no second copy of a multi-GB plan
+    return info
 
 
 def _progress_monitor(trt, log):

@@ -45,12 +45,33 @@ def find_plugin_library(path=None) -> Path:
     return candidate.resolve()
 
 
+_LOADED: dict[str, object] = {}  # resolved path -> TensorRT's handle: a library loads once per process
+
+
 def load_plugin_library(trt, path: Path) -> None:
-    """Register the library's creators with TensorRT's registry (getCreators, as trtexec --dynamicPlugins)."""
-    if not Path(path).is_file():
+    """Register the library's creators with TensorRT's registry (getCreators, as trtexec --dynamicPlugins).
+
+    TensorRT refuses to register the same creators twice, so each library is loaded once per process.
+    """
+    path = Path(path)
+    if not path.is_file():
         raise IrexportError(f"{path}: plugin library not found")
-    if trt.get_plugin_registry().load_library(str(path)) is None:
-        raise IrexportError(f"{path}: TensorRT could not load this plugin library (built for another TensorRT or CUDA?)")
+    key = str(path.resolve())
+    if key in _LOADED:
+        return
+    handle = trt.get_plugin_registry().load_library(key)
+    if handle is None:
+        raise IrexportError(f"{path}: TensorRT could not load this plugin library (built for another TensorRT or CUDA, "
+                            "or another copy of it is already loaded in this process)")
+    _LOADED[key] = handle
+
+
+def unload_plugin_libraries(trt) -> None:
+    """Deregister every library this process loaded: the ONNX parser prefers a registered plugin over a
+    node's function body, so a build without plugins must not see them."""
+    registry = trt.get_plugin_registry()
+    while _LOADED:
+        registry.deregister_library(_LOADED.popitem()[1])
 
 
 def sha256(path) -> str:

@@ -90,11 +90,13 @@ class TrtBackend:
         check_tensorrt_version(self.report, trt.__version__, str(engine_dir))
         if self.plugins is not None:
             load_plugin_library(trt, self.plugins)
+        self.engines = {}
 
     def run(self, graph: str, feed: dict) -> dict:
         import torch
         from polygraphy.backend.common import BytesFromPath
         from polygraphy.backend.trt import EngineFromBytes, TrtRunner
+        from polygraphy.exception import PolygraphyException
 
         from ..reference import DTYPES
         from ..runtime import check_feed
@@ -104,8 +106,14 @@ class TrtBackend:
         # torch tensors in, torch tensors out: numpy has no bfloat16
         tensors = {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in feed.items()}
         tensors = {n: t.to(DTYPES[inputs[n]["dtype"]]) if inputs[n]["dtype"] in DTYPES else t for n, t in tensors.items()}
-        with TrtRunner(EngineFromBytes(BytesFromPath(str(self.paths[graph]))), name=TRT) as runner:
-            outputs = runner.infer(tensors, copy_outputs_to_host=True)
+        try:
+            if graph not in self.engines:  # deserialized once per graph: engines can be GBs
+                self.engines[graph] = EngineFromBytes(BytesFromPath(str(self.paths[graph])))()
+            with TrtRunner(self.engines[graph], name=TRT) as runner:
+                outputs = runner.infer(tensors, copy_outputs_to_host=True)
+        except PolygraphyException as e:
+            first = (str(e).strip().splitlines() or ["failed"])[0]
+            raise IrexportError(f"{self.paths[graph]}: TensorRT failed: {first}") from None
         return {n: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for n, t in outputs.items()}
 
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
