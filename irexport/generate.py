@@ -9,6 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def cache_feed(outputs: dict, layers: int) -> dict:
+    """A step's present K/V (``present.{i}.key|value``) as the next step's ``past_key_values.{i}.key|value``
+    (numpy arrays or torch tensors alike)."""
+    return {f"past_key_values.{i}.{kv}": outputs[f"present.{i}.{kv}"] for i in range(layers) for kv in ("key", "value")}
+
+
 def greedy_reference(model, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int, mode: str = "masked"):
     import torch
 
@@ -52,9 +58,6 @@ class OnnxGenerator:
             token = outs["logits"][:, -1].argmax(-1).astype(np.int64)[:, None]
             generated.append(token)
             mask = np.concatenate([mask, np.ones_like(token)], 1)
-            feed = {"input_ids": token, "attention_mask": mask}
-            for i in range(self.layers):
-                feed[f"past_key_values.{i}.key"] = outs[f"present.{i}.key"]
-                feed[f"past_key_values.{i}.value"] = outs[f"present.{i}.value"]
+            feed = {"input_ids": token, "attention_mask": mask, **cache_feed(outs, self.layers)}
             outs = dict(zip(names, self.decode.run(None, feed)))
         return np.concatenate(generated, 1)

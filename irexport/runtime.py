@@ -195,6 +195,8 @@ class EngineGenerator:
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
         import torch
 
+        from .generate import cache_feed
+
         mask = torch.as_tensor(attention_mask, device="cuda")
         outs = self.prefill.run({"input_ids": torch.as_tensor(input_ids, device="cuda"), "attention_mask": mask})
         generated = []
@@ -202,11 +204,7 @@ class EngineGenerator:
             token = outs["logits"][:, -1].float().argmax(-1, keepdim=True)
             generated.append(token)
             mask = torch.cat([mask, torch.ones_like(token)], 1)
-            feed = {"input_ids": token, "attention_mask": mask}
-            for i in range(self.layers):
-                feed[f"past_key_values.{i}.key"] = outs[f"present.{i}.key"]
-                feed[f"past_key_values.{i}.value"] = outs[f"present.{i}.value"]
-            outs = self.decode.run(feed)
+            outs = self.decode.run({"input_ids": token, "attention_mask": mask, **cache_feed(outs, self.layers)})
         return torch.cat(generated, 1).cpu().numpy()
 
 

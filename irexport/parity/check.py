@@ -60,11 +60,10 @@ def load_inputs(path: Path, vocab_size: int) -> dict:
 def decode_feed(prefill_feed: dict, prefill_out: dict, layers: int) -> dict:
     """One decode step after a prefill: each sequence's greedy next token, and the prefill's cache."""
     token = prefill_out["logits"][:, -1].argmax(-1).astype(np.int64)[:, None]
-    feed = {"input_ids": token, "attention_mask": np.concatenate([prefill_feed["attention_mask"], np.ones_like(token)], 1)}
-    for i in range(layers):
-        feed[f"past_key_values.{i}.key"] = prefill_out[f"present.{i}.key"]
-        feed[f"past_key_values.{i}.value"] = prefill_out[f"present.{i}.value"]
-    return feed
+    from ..generate import cache_feed
+
+    mask = np.concatenate([prefill_feed["attention_mask"], np.ones_like(token)], 1)
+    return {"input_ids": token, "attention_mask": mask, **cache_feed(prefill_out, layers)}
 
 
 def run_reference(model, feed: dict, mode: str, force=None) -> dict:
