@@ -17,7 +17,6 @@ numpy has no bfloat16: bfloat16 tensors are fed as and returned as float32 to nu
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,23 +29,15 @@ from .engine.loading import (
     sha256,
 )
 from .errors import IrexportError
+from .jsonrecord import read_json_record
 
 _COMPATIBLE = {"bfloat16": ("bfloat16", "float32")}  # numpy callers feed bfloat16 tensors as float32
 
 
 def read_build_report(engine_dir) -> dict:
-    path = Path(engine_dir) / REPORT
-    if not path.is_file():
-        raise IrexportError(f"{engine_dir}: no {REPORT} (not a directory written by irexport build)")
-    try:
-        report = json.loads(path.read_text())
-        for key in ("tensorrt_version", "version_compatible", "plugins", "engines", "export"):
-            report[key]  # presence check
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
-        raise IrexportError(f"{path}: not readable JSON ({e})") from None
-    except (KeyError, TypeError) as e:
-        raise IrexportError(f"{path}: missing key {e} (rebuild with this irexport version)") from None
-    return report
+    return read_json_record(Path(engine_dir) / REPORT, f"{engine_dir}: no {REPORT} (not a directory written by irexport build)",
+                            [(k,) for k in ("tensorrt_version", "version_compatible", "plugins", "engines", "export")],
+                            "rebuild with this irexport version")
 
 
 def check_built_from(report: dict, manifest: dict, engine_dir) -> None:
@@ -133,10 +124,10 @@ class Engine:
         if library is not None:
             load_plugin_library(trt, library)
         self.inputs = report["engines"][graph]["inputs"]
-        self._dtypes = _torch_dtypes()
-        self._dtype_of = {getattr(trt, name): dtype for name, dtype in
-                          (("int64", torch.int64), ("int32", torch.int32), ("bool", torch.bool), ("float32", torch.float32),
-                           ("float16", torch.float16), ("bfloat16", torch.bfloat16))}
+        from .reference import DTYPES
+
+        self._dtypes = {**DTYPES, "int64": torch.int64, "int32": torch.int32, "bool": torch.bool}
+        self._dtype_of = {getattr(trt, name): dtype for name, dtype in self._dtypes.items()}  # trt.int64, trt.bool, ...
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         # version-compatible engines carry the lean runtime (and any serialized plugins) as host code
         self._runtime.engine_host_code_allowed = bool(report["version_compatible"])
@@ -210,10 +201,3 @@ class EngineGenerator:
 
 def _version(text: str) -> tuple:
     return tuple(int(p) for p in text.split(".") if p.isdigit())
-
-
-def _torch_dtypes() -> dict:
-    import torch
-
-    return {"int64": torch.int64, "int32": torch.int32, "bool": torch.bool, "float32": torch.float32,
-            "float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -42,8 +42,9 @@ def classify_routing_nodes(nodes: list[dict], plugin_layers: list[str]) -> dict:
     layers = set(plugin_layers)
     # a layer "X_3" stands for node "X" only when no routing node is itself called "X_3"
     stems = {layer.rsplit("_", 1)[0] for layer in layers - names if layer.rsplit("_", 1)[-1].isdigit()}
-    as_plugin = [n for n in nodes if n["name"] in layers or n["name"] in stems]
-    inlined = [n for n in nodes if n not in as_plugin]
+    hits = layers | stems
+    as_plugin = [n for n in nodes if n["name"] in hits]
+    inlined = [n for n in nodes if n["name"] not in hits]
 
     def count(group):
         return {op: sum(n["op"] == op for n in group) for op in sorted({n["op"] for n in group})}

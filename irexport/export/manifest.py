@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import IrexportError
+from ..jsonrecord import read_json_record
 
 MANIFEST = "manifest.json"
 REQUIRED = (("dtype",), ("strategy",), ("source", "path"), ("model", "num_layers"), ("model", "vocab_size"),
@@ -13,20 +13,8 @@ REQUIRED = (("dtype",), ("strategy",), ("source", "path"), ("model", "num_layers
 
 
 def load_manifest(export_dir) -> dict:
-    path = Path(export_dir) / MANIFEST
-    if not path.is_file():
-        raise IrexportError(f"{export_dir}: no {MANIFEST} (not an irexport export directory)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
-        raise IrexportError(f"{path}: not readable JSON ({e})") from None
-    for keys in REQUIRED:
-        node = manifest
-        for key in keys:
-            if not isinstance(node, dict) or key not in node:
-                raise IrexportError(f"{path}: missing key {'.'.join(keys)!r} (re-export with this irexport version)")
-            node = node[key]
-    return manifest
+    return read_json_record(Path(export_dir) / MANIFEST, f"{export_dir}: no {MANIFEST} (not an irexport export directory)",
+                            REQUIRED, "re-export with this irexport version")
 
 
 def check_model_matches(manifest: dict, model, where: str) -> None:
