@@ -3,6 +3,11 @@ from them (key names as in the informed-routing, SkipGPT and router-tuning code)
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -58,6 +63,39 @@ def router_tuning_state_dict(model) -> dict:
     """The router-tuning (MindSkip) layout: ``model.layers.{i}.router.weight`` [1, d]."""
     return {f"model.layers.{key.split('.')[1]}.router.weight": value.clone()
             for key, value in model.routing.state_dict().items()}
+
+
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+
+
+def cmake_build(build_dir: Path, *options) -> Path:
+    """Configure and build plugins/ (skips without cmake; a failing build fails the test)."""
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed")
+    configure = subprocess.run(["cmake", "-S", str(PLUGINS), "-B", str(build_dir), *options], capture_output=True, text=True)
+    assert configure.returncode == 0, configure.stderr
+    build = subprocess.run(["cmake", "--build", str(build_dir), "-j2"], capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    return build_dir
+
+
+def tensorrt_headers() -> Path:
+    """$TensorRT_ROOT with TensorRT's headers under include/ (.ci/run points it at the public headers in
+    ../shared/third_party/tensorrt), else the test skips."""
+    root = os.environ.get("TensorRT_ROOT")
+    if not root or not (Path(root) / "include" / "NvInferRuntime.h").is_file():
+        pytest.skip("TensorRT headers not found: set TensorRT_ROOT (a TensorRT install, or a directory whose include/ "
+                    "holds the public TensorRT headers; .ci/run uses ../shared/third_party/tensorrt)")
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed (the plugin library has CUDA kernels)")
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def plugin_build(tmp_path_factory):
+    """plugins/ built against the TensorRT headers: kernels, plugin library, register library, harness."""
+    root = tensorrt_headers()
+    return cmake_build(tmp_path_factory.mktemp("plugins-trt"), f"-DTensorRT_ROOT={root}")
 
 
 EXPORT_LAYERS = 2  # export time grows with depth; two layers exercise everything

@@ -4,25 +4,14 @@ everywhere nvcc is installed; kernel correctness on a GPU), all against the torc
 import ctypes
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import PLUGINS, cmake_build
 from irexport.ops import torch_ops
 
-PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 7}  # TensorRT DataType numbering
-
-
-def cmake_build(build_dir: Path, *options) -> Path:
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake is not installed")
-    configure = subprocess.run(["cmake", "-S", str(PLUGINS), "-B", str(build_dir), *options], capture_output=True, text=True)
-    assert configure.returncode == 0, configure.stderr
-    build = subprocess.run(["cmake", "--build", str(build_dir), "-j2"], capture_output=True, text=True)
-    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
-    return build_dir
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +51,13 @@ FRACTIONS = [0.0, 0.4, 1.0]
 @pytest.mark.parametrize("fraction", FRACTIONS)
 def test_host_index_gather_scatter(host_lib, batch, seq, fraction):
     execute, _, g = random_case(batch * seq, batch, seq, fraction)
-    expected = torch_ops.route_index(execute)
-    ex8 = execute.to(torch.uint8).contiguous()  # kept alive: ctypes only sees its pointer
-    tq = host_lib.irx_host_index_count(ptr(ex8), batch, seq)
+    ex32 = execute.to(torch.int32).contiguous()  # kept alive: ctypes only sees its pointer
+    expected, count = torch_ops.route_index(ex32)
+    assert count.item() == expected.shape[1]
+    tq = host_lib.irx_host_index_count(ptr(ex32), batch, seq)
     assert tq == expected.shape[1]
     index, tq_out = poisoned((batch, max(tq, 1)), torch.int64), torch.zeros(1, dtype=torch.int64)
-    assert host_lib.irx_host_index(ptr(ex8), batch, seq, ptr(index), ptr(tq_out)) == 0
+    assert host_lib.irx_host_index(ptr(ex32), batch, seq, ptr(index), ptr(tq_out)) == 0
     assert tq_out.item() == tq
     assert torch.equal(index.flatten()[: batch * tq].view(batch, tq), expected)
     for dtype, code in DTYPES.items():
@@ -93,9 +83,9 @@ def test_host_decisions(host_lib, batch, seq, dtype):
     host_lib.irx_host_threshold(ptr(scores1), DTYPES[dtype], batch, seq, 1, ctypes.c_float(0.3), ptr(margin))
     assert torch.allclose(margin, torch_ops.route_threshold(scores1, 0.3), atol=1e-6)
     for capacity in (0.25, 0.5, 1.0):
-        v8 = valid.to(torch.uint8).contiguous()
-        host_lib.irx_host_topk(ptr(scores1), ptr(v8), DTYPES[dtype], batch, seq, 1, ctypes.c_float(capacity), ptr(margin))
-        expected = torch_ops.route_topk(scores1, valid, capacity)
+        v32 = valid.to(torch.int32).contiguous()
+        host_lib.irx_host_topk(ptr(scores1), ptr(v32), DTYPES[dtype], batch, seq, 1, ctypes.c_float(capacity), ptr(margin))
+        expected = torch_ops.route_topk(scores1, v32, capacity)
         assert torch.equal(margin, expected), capacity
         kept = ((margin >= 0) & valid).sum(1)
         assert torch.equal(kept, torch.ceil(valid.sum(1).float() * capacity).long())
@@ -133,12 +123,12 @@ def cuda_lib(tmp_path_factory):
 def test_cuda_kernels_match_the_torch_ops(cuda_lib, batch, seq, fraction, dtype):
     execute, valid, g = random_case(batch * seq + 1, batch, seq, fraction)
     dev = torch.device("cuda")
-    ex8 = execute.to(torch.uint8).to(dev)
-    expected = torch_ops.route_index(execute)
+    ex32 = execute.to(torch.int32).to(dev)
+    expected, _ = torch_ops.route_index(execute.to(torch.int32))
     tq = expected.shape[1]
     index, tq_out = poisoned((batch * seq,), torch.int64, dev), torch.zeros(1, dtype=torch.int64, device=dev)
     workspace = torch.empty(cuda_lib.irx_cuda_index_workspace_size(batch, seq) // 4 + 1, dtype=torch.int32, device=dev)
-    assert cuda_lib.irx_cuda_index(ptr(ex8), batch, seq, ptr(index), ptr(tq_out), ptr(workspace)) == 0
+    assert cuda_lib.irx_cuda_index(ptr(ex32), batch, seq, ptr(index), ptr(tq_out), ptr(workspace)) == 0
     assert tq_out.item() == tq and torch.equal(index[: batch * tq].view(batch, tq).cpu(), expected)
     x = torch.randn(batch, seq, 200, generator=g).to(dtype)
     x_dev, idx = x.to(dev), expected.to(dev).contiguous()
@@ -151,10 +141,10 @@ def test_cuda_kernels_match_the_torch_ops(cuda_lib, batch, seq, fraction, dtype)
     assert cuda_lib.irx_cuda_scatter_add(ptr(x_dev), ptr(y_dev), ptr(idx), DTYPES[dtype], batch, seq, tq, 200, ptr(out)) == 0
     assert torch.equal(out.cpu(), torch_ops.route_scatter_add(x, y, expected))
     scores = torch.randn(batch, seq, 1, generator=g).to(dtype)
-    scores_dev, v8 = scores.to(dev), valid.to(torch.uint8).to(dev)
+    scores_dev, v32 = scores.to(dev), valid.to(torch.int32).to(dev)
     margin = poisoned((batch, seq), torch.float32, dev)
-    assert cuda_lib.irx_cuda_topk(ptr(scores_dev), ptr(v8), DTYPES[dtype], batch, seq, 1, ctypes.c_float(0.5), ptr(margin)) == 0
-    assert torch.equal(margin.cpu(), torch_ops.route_topk(scores, valid, 0.5))
+    assert cuda_lib.irx_cuda_topk(ptr(scores_dev), ptr(v32), DTYPES[dtype], batch, seq, 1, ctypes.c_float(0.5), ptr(margin)) == 0
+    assert torch.equal(margin.cpu(), torch_ops.route_topk(scores, valid.to(torch.int32), 0.5))
     scores2 = torch.randn(batch, seq, 2, generator=g).to(dtype)
     scores2_dev = scores2.to(dev)
     assert cuda_lib.irx_cuda_argmax(ptr(scores2_dev), DTYPES[dtype], batch, seq, ptr(margin)) == 0
@@ -181,25 +171,17 @@ def test_plugin_names_and_fields_match_the_op_descriptions():
         inputs, outputs, field = table[name]
         assert namespace == spec.node_attributes["plugin_namespace"] and version == spec.plugin_version
         assert inputs == len(spec.inputs)
-        # a data-dependent output comes with its size tensor as an extra plugin output
-        assert outputs == len(spec.outputs) + (1 if spec.data_dependent_shape else 0)
+        assert outputs == len(spec.outputs)  # a size tensor is a named output of the node too
         assert ([field] if field else []) == list(spec.plugin_fields)
 
 
-def test_plugin_library_compiles_against_tensorrt_headers(tmp_path):
-    """Set TensorRT_ROOT to a TensorRT (or the NVIDIA/TensorRT repository's include/ parent) to run this."""
-    import os
-
-    root = os.environ.get("TensorRT_ROOT")
-    if not root or not (Path(root) / "include" / "NvInferRuntime.h").is_file():
-        pytest.skip("TensorRT headers not found: set TensorRT_ROOT (a TensorRT install or a copy of the "
-                    "NVIDIA/TensorRT repository's include/ under $TensorRT_ROOT/include)")
-    if shutil.which("nvcc") is None:
-        pytest.skip("nvcc is not installed")
-    build = cmake_build(tmp_path / "plugins", f"-DTensorRT_ROOT={root}")
-    lib = build / "libirexport_plugins.so"
+def test_plugin_library_compiles_against_tensorrt_headers(plugin_build):
+    """Built against $TensorRT_ROOT's headers; exports only TensorRT's two entry points and needs no libnvinfer."""
+    lib = plugin_build / "libirexport_plugins.so"
     symbols = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True).stdout
     assert {line.split()[-1] for line in symbols.splitlines() if " T " in line} == {"getCreators", "setLoggerFinder"}
+    needed = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True).stdout
+    assert "libnvinfer" not in needed
 
 
 def test_plugins_build_command(tmp_path, cli):

@@ -1,5 +1,6 @@
 """``irexport plugins build``: configure and build plugins/ with CMake (kernels, and the TensorRT
-plugin library when TensorRT is found)."""
+plugin library when TensorRT is found). ``irexport plugins check``: run the plugin harness (a stand-in
+for TensorRT, built with the plugins) on the routing nodes of exports, without TensorRT or a GPU."""
 
 from __future__ import annotations
 
@@ -21,6 +22,51 @@ def add_parser(sub) -> None:
     b.add_argument("--tensorrt-root", type=Path, help="TensorRT install (include/, lib/); default: auto-detect")
     b.add_argument("--cuda-archs", help="CUDA architectures, e.g. '90' (default: 80;86;89;90)")
     b.set_defaults(func=main)
+    c = actions.add_parser("check", help="check the plugin library against exports, as TensorRT would call it",
+                           description="Run irexport-plugin-harness (built by `plugins build` when TensorRT headers are "
+                                       "found): every distinct routing node of the exports goes through the plugin "
+                                       "library as TensorRT's ONNX parser and builder would use it (creator lookup, "
+                                       "fields, outputs, types, symbolic shapes, formats, serialization), then "
+                                       "registration under each loader style. No TensorRT or GPU needed. "
+                                       "Exit 0 when everything conforms, 1 when a check fails.")
+    c.add_argument("exports", nargs="+", type=Path, help="export directories (their *.onnx) or .onnx files")
+    c.add_argument("--build-dir", type=Path, default=Path("build/plugins"), help="where `plugins build` wrote (default: build/plugins)")
+    c.set_defaults(func=check)
+
+
+def check(args) -> int:
+    import subprocess
+    import tempfile
+
+    from ..errors import IrexportError
+    from ..ops.plugin_cases import write_cases
+
+    build = args.build_dir
+    harness, library, register = (build / "irexport-plugin-harness", build / "libirexport_plugins.so",
+                                  build / "libirexport_plugins_register.so")
+    for path in (harness, library, register):
+        if not path.is_file():
+            raise IrexportError(f"{path}: not found; build it with `irexport plugins build` (needs CUDA and the TensorRT "
+                                "headers: --tensorrt-root DIR)")
+    files = []
+    for export in args.exports:
+        found = sorted(export.glob("*.onnx")) if export.is_dir() else [export]
+        if not found or not all(f.is_file() and f.suffix == ".onnx" for f in found):
+            raise IrexportError(f"{export}: no .onnx file here")
+        files += found
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = Path(tmp) / "cases.tsv"
+        try:
+            count = write_cases(files, cases)
+        except Exception as e:  # noqa: BLE001 - onnx's DecodeError and friends: a file that is not ONNX
+            raise IrexportError(f"cannot read the routing nodes of {', '.join(map(str, files))}: {e}") from None
+        log(f"{count} distinct routing-node signatures in {len(files)} ONNX file(s)")
+        codes = [subprocess.run([str(harness), *step]).returncode
+                 for step in (["contract", str(library), str(cases)] if count else [],
+                              ["loaders", str(library), str(register)]) if step]
+    if any(code not in (0, 1) for code in codes):
+        raise IrexportError(f"{harness} could not run (exit codes {codes})")
+    return 1 if any(codes) else 0
 
 
 def main(args) -> int:

@@ -136,7 +136,7 @@ class RoutedCausalLM(nn.Module):
 
             if unit_mode == "compact":
                 # only the executed tokens go through the unit; their outputs are added back in place
-                index = route_index(execute)
+                index, _ = route_index(execute.int())
                 if unit == "attention":
                     out = attention_compact(attn, h, index, cos, sin, *present, past_len, key_ok, window)
                 else:

@@ -89,7 +89,7 @@ class TopKRouter(nn.Module):
         r = self.proj(x)
         if cached:
             return decide(route_threshold(r, float(self.decode_threshold)), valid, gate=r[..., 0])
-        return decide(route_topk(r, valid, float(self.capacity)), valid, gate=r[..., 0])
+        return decide(route_topk(r, valid.int(), float(self.capacity)), valid, gate=r[..., 0])
 
 
 class LFF(nn.Module):

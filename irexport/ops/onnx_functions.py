@@ -141,7 +141,8 @@ def _body(spec: OpSpec) -> list:
     if spec.name == "RouteTopK":
         return _first_score() + [
             _c("neg_inf", float("-inf"), TensorProto.FLOAT),
-            N("Where", ["valid", "s0", "neg_inf"], ["masked"]),
+            N("Cast", ["valid"], ["valid_b"], to=TensorProto.BOOL),
+            N("Where", ["valid_b", "s0", "neg_inf"], ["masked"]),
             N("Cast", ["valid"], ["valid_i"], to=TensorProto.INT64),
             _c("axis1", [1]),
             N("ReduceSum", ["valid_i", "axis1"], ["n"], keepdims=1),  # [B, 1]
@@ -177,8 +178,9 @@ def _body(spec: OpSpec) -> list:
             _c("one", [1]),
             N("Sub", ["csum", "one"], ["rank"]),
             N("ReduceSum", ["e", "axis1"], ["counts"], keepdims=1),
-            N("ReduceMax", ["counts"], ["tq"], keepdims=0),  # scalar
-            N("Where", ["execute", "rank", "tq"], ["dest"]),  # skipped tokens go to a spare column
+            N("ReduceMax", ["counts"], ["count"], keepdims=0),  # Tq, 0-d: the node's second output
+            N("Cast", ["execute"], ["execute_b"], to=TensorProto.BOOL),
+            N("Where", ["execute_b", "rank", "count"], ["dest"]),  # skipped tokens go to a spare column
             N("Shape", ["execute"], ["bt"]),
             N("Shape", ["execute"], ["b"], start=0, end=1),
             N("Shape", ["execute"], ["t"], start=1, end=2),
@@ -188,7 +190,7 @@ def _body(spec: OpSpec) -> list:
             N("Range", ["zero_scalar", "t_scalar", "one_scalar"], ["pos"]),
             N("Expand", ["pos", "bt"], ["positions"]),
             _c("zero", [0]),
-            N("Unsqueeze", ["tq", "zero"], ["tq_1d"]),
+            N("Unsqueeze", ["count", "zero"], ["tq_1d"]),
             N("Add", ["tq_1d", "one"], ["width"]),
             N("Concat", ["b", "width"], ["init_shape"], axis=0),
             _c("minus_one", [-1]),

@@ -4,12 +4,14 @@ inputs/outputs and dtypes, shared by the torch ops, the ONNX export and the Tens
   RouteArgmax     \
   RouteThreshold   > router scores -> signed margin (>= 0 executes), one op per decision rule
   RouteTopK       /
-  RouteIndex      execute mask -> per-sequence positions of the executed tokens, packed left, -1 padded
+  RouteIndex      execute mask -> per-sequence positions of the executed tokens, packed left, -1 padded,
+                  and their count Tq (the size tensor TensorRT needs for the data-dependent shape)
   RouteGather     x [B, T, D], index -> the executed rows [B, Tq, D] (zeros on padding)
   RouteScatterAdd x [B, T, d], y [B, Tq, d], index -> x with y added at the indexed rows
 
 RouteIndex has a data-dependent output shape (Tq = the largest executed count of a sequence), the
-reason compaction needs a plugin (with a size tensor) rather than TensorRT's own ops.
+reason compaction needs a plugin (with a size tensor) rather than TensorRT's own ops. Masks cross
+the op boundary as int32 (1 = true): TensorRT plugins take no bool or uint8 inputs or outputs.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ OPS: dict[str, OpSpec] = {
                 "largest valid score of sequence b and k = ceil(capacity * valid tokens of b) in float32 "
                 "(t_b = k-th - 1 when k covers every valid token). Tokens tied exactly on the boundary all execute, "
                 "so exact ties (e.g. repeated tokens before any attention) can exceed k.",
-            inputs=(Port("scores", FLOATS, "router output [B, T, 1]"), Port("valid", ("tensor(bool)",), "non-padding tokens [B, T]")),
+            inputs=(Port("scores", FLOATS, "router output [B, T, 1]"), Port("valid", ("tensor(int32)",), "non-padding tokens [B, T], 1 or 0")),
             outputs=(Port("margin", ("tensor(float)",), "float32 margin [B, T], >= 0 executes"),),
             attributes=(Attr("capacity", "float", "executed fraction of each sequence's valid tokens"),),
         ),
@@ -96,9 +98,12 @@ OPS: dict[str, OpSpec] = {
             name="RouteIndex",
             torch_name="route_index",
             doc="Positions of the executed tokens of each sequence, in order, packed left: [B, Tq] int64 with Tq "
-                "the largest executed count of a sequence; -1 after a sequence's last executed token.",
-            inputs=(Port("execute", ("tensor(bool)",), "execute mask [B, T]"),),
-            outputs=(Port("index", ("tensor(int64)",), "positions [B, Tq], -1 padded"),),
+                "the largest executed count of a sequence; -1 after a sequence's last executed token. The second "
+                "output is Tq itself (0-d int64): TensorRT's plugin declares it as the size tensor of the "
+                "data-dependent dimension, so the node names it as an output (onnx-tensorrt counts the plugin's outputs).",
+            inputs=(Port("execute", ("tensor(int32)",), "execute mask [B, T], 1 or 0"),),
+            outputs=(Port("index", ("tensor(int64)",), "positions [B, Tq], -1 padded"),
+                     Port("count", ("tensor(int64)",), "Tq, 0-d: the size tensor of index's second dimension")),
             data_dependent_shape=True,
         ),
         OpSpec(

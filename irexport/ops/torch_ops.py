@@ -9,7 +9,6 @@ import math
 import torch
 
 
-
 @torch.library.custom_op("irexport::route_argmax", mutates_args=())
 def route_argmax(scores: torch.Tensor) -> torch.Tensor:
     s = scores.float()
@@ -23,6 +22,7 @@ def route_threshold(scores: torch.Tensor, threshold: float) -> torch.Tensor:
 
 @torch.library.custom_op("irexport::route_topk", mutates_args=())
 def route_topk(scores: torch.Tensor, valid: torch.Tensor, capacity: float) -> torch.Tensor:
+    valid = valid != 0  # int32 across the op boundary (TensorRT plugins take no bool)
     r = scores[..., 0].float()
     n = valid.sum(1, keepdim=True)
     k = torch.ceil(n.float() * torch.tensor(capacity, dtype=torch.float32)).long()  # float32, as in the ONNX body
@@ -49,7 +49,8 @@ def _(scores, valid, capacity):
 
 
 @torch.library.custom_op("irexport::route_index", mutates_args=())
-def route_index(execute: torch.Tensor) -> torch.Tensor:
+def route_index(execute: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    execute = execute != 0  # int32 across the op boundary (TensorRT plugins take no bool)
     B, T = execute.shape
     counts = execute.sum(1)
     tq = int(counts.max()) if B else 0
@@ -57,13 +58,13 @@ def route_index(execute: torch.Tensor) -> torch.Tensor:
     dest = torch.where(execute, rank, tq)  # tokens that do not execute land in a spare column
     index = torch.full((B, tq + 1), -1, dtype=torch.long, device=execute.device)
     index.scatter_(1, dest, torch.arange(T, device=execute.device).expand(B, T).contiguous())
-    return index[:, :tq].contiguous()
+    return index[:, :tq].contiguous(), torch.tensor(tq, dtype=torch.long, device=execute.device)
 
 
 @route_index.register_fake
 def _(execute):
     tq = torch.library.get_ctx().new_dynamic_size()
-    return execute.new_empty(execute.shape[0], tq, dtype=torch.long)
+    return execute.new_empty(execute.shape[0], tq, dtype=torch.long), execute.new_empty((), dtype=torch.long)
 
 
 @torch.library.custom_op("irexport::route_gather", mutates_args=())

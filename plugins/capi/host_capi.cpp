@@ -19,18 +19,18 @@ IRX_EXPORT int irx_host_threshold(
 }
 
 IRX_EXPORT int irx_host_topk(
-    void const* scores, uint8_t const* valid, int dtype, int batch, int seq, int channels, float capacity, float* margin)
+    void const* scores, int32_t const* valid, int dtype, int batch, int seq, int channels, float capacity, float* margin)
 {
     host::topk(DecideParams{scores, valid, margin, batch, seq, channels, Dtype(dtype), 0.f, capacity});
     return 0;
 }
 
-IRX_EXPORT int64_t irx_host_index_count(uint8_t const* execute, int batch, int seq)
+IRX_EXPORT int64_t irx_host_index_count(int32_t const* execute, int batch, int seq)
 {
     return host::indexCount(execute, batch, seq);
 }
 
-IRX_EXPORT int irx_host_index(uint8_t const* execute, int batch, int seq, int64_t* index, int64_t* tq)
+IRX_EXPORT int irx_host_index(int32_t const* execute, int batch, int seq, int64_t* index, int64_t* tq)
 {
     host::index(IndexParams{execute, index, tq, nullptr, batch, seq});
     return 0;

@@ -38,7 +38,7 @@ IRX_HD bool ranksBefore(float a, int32_t i, float b, int32_t j) { return a > b |
 struct DecideParams
 {
     const void* scores; // [B, T, C] of dtype
-    const uint8_t* valid; // [B, T] bool (RouteTopK only)
+    const int32_t* valid; // [B, T] 0/1 (RouteTopK only; int32: TensorRT plugins take no bool I/O)
     float* margin; // [B, T]
     int32_t batch, seq, channels;
     Dtype dtype;
@@ -48,9 +48,9 @@ struct DecideParams
 
 struct IndexParams
 {
-    const uint8_t* execute; // [B, T] bool
+    const int32_t* execute; // [B, T] 0/1 (int32: TensorRT plugins take no bool I/O)
     int64_t* index; // [B, Tq], Tq = largest executed count; -1 padded
-    int64_t* tq; // scalar: Tq (the size tensor of the data-dependent output)
+    int64_t* tq; // 0-d: Tq, the size tensor of the data-dependent output (int64, as sampleNonZeroPlugin's)
     int32_t* workspace; // [B * (T + 1)] int32: packed positions, then per-sequence counts
     int32_t batch, seq;
 };

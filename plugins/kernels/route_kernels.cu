@@ -62,7 +62,7 @@ __global__ void topkKernel(DecideParams p)
 {
     int32_t const b = blockIdx.x;
     auto const* s = static_cast<T const*>(p.scores) + int64_t(b) * p.seq * p.channels;
-    uint8_t const* valid = p.valid + int64_t(b) * p.seq;
+    int32_t const* valid = p.valid + int64_t(b) * p.seq;
     __shared__ int32_t nValid;
     __shared__ float kth, next;
     if (threadIdx.x == 0)

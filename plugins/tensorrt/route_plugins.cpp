@@ -1,7 +1,9 @@
 // TensorRT IPluginV3 plugins for the routing ops, one generic plugin class over the op kinds.
 // Names, version, namespace and field names equal irexport/ops/spec.py (checked by a test).
-// Loading: IPluginRegistry::loadLibrary / trtexec --dynamicPlugins (getCreators, setLoggerFinder)
-// and Polygraphy --plugins / plain dlopen (self-registration when the library is loaded).
+// Loading: this library only exports getCreators and setLoggerFinder, for IPluginRegistry::loadLibrary
+// (irexport, the C++ runtime, trtexec --dynamicPlugins). It registers nothing by itself and needs no
+// TensorRT library; loaders that only dlopen (Polygraphy --plugins, trtexec --plugins) load
+// libirexport_plugins_register.so instead (register_on_load.cpp).
 #include <NvInferRuntime.h>
 
 #include <array>
@@ -16,9 +18,6 @@ using namespace nvinfer1;
 
 #define IRX_EXPORT extern "C" __attribute__((visibility("default")))
 
-// Weak, so that a plain dlopen without libnvinfer loaded does not fail; registration is then skipped.
-#pragma weak getPluginRegistry
-
 namespace irexport::trt {
 namespace {
 
@@ -31,7 +30,7 @@ struct OpInfo
 {
     char const* name;
     int32_t nbInputs;
-    int32_t nbOutputs; // RouteIndex: the index, and Tq as the size tensor of its data-dependent dimension
+    int32_t nbOutputs; // RouteIndex: the index, and Tq (0-d int64) as the size tensor of its data-dependent dimension
     char const* field; // the op's one float attribute, or nullptr
     float low, high; // accepted field range (low exclusive for capacity)
     bool lowExclusive;
@@ -114,7 +113,7 @@ public:
         case Op::kArgmax:
         case Op::kThreshold:
         case Op::kTopK: outputTypes[0] = DataType::kFLOAT; break;
-        case Op::kIndex: outputTypes[0] = outputTypes[1] = DataType::kINT64; break;
+        case Op::kIndex: outputTypes[0] = outputTypes[1] = DataType::kINT64; break; // size tensor int64, as sampleNonZeroPlugin
         case Op::kGather:
         case Op::kScatterAdd: outputTypes[0] = inputTypes[0]; break;
         default: return -1;
@@ -158,6 +157,7 @@ public:
         }
     }
 
+    // Masks come in as int32 (TensorRT plugins take no bool or uint8 I/O).
     bool supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept override
     {
         if (nbInputs != info().nbInputs || nbOutputs != info().nbOutputs || pos >= nbInputs + nbOutputs)
@@ -170,8 +170,8 @@ public:
         {
         case Op::kArgmax:
         case Op::kThreshold: return pos == 0 ? isFloat(d.type) : d.type == DataType::kFLOAT;
-        case Op::kTopK: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kBOOL : d.type == DataType::kFLOAT;
-        case Op::kIndex: return pos == 0 ? d.type == DataType::kBOOL : d.type == DataType::kINT64;
+        case Op::kTopK: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kINT32 : d.type == DataType::kFLOAT;
+        case Op::kIndex: return pos == 0 ? d.type == DataType::kINT32 : d.type == DataType::kINT64;
         case Op::kGather: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kINT64 : d.type == first;
         case Op::kScatterAdd: return pos == 0 ? isFloat(d.type) : pos == 2 ? d.type == DataType::kINT64 : d.type == first;
         default: return false;
@@ -211,14 +211,14 @@ public:
         case Op::kThreshold:
         case Op::kTopK:
         {
-            DecideParams p{inputs[0], mOp == Op::kTopK ? static_cast<uint8_t const*>(inputs[1]) : nullptr,
+            DecideParams p{inputs[0], mOp == Op::kTopK ? static_cast<int32_t const*>(inputs[1]) : nullptr,
                 static_cast<float*>(outputs[0]), batch, seq, static_cast<int32_t>(d0.d[2]), toDtype(inputDesc[0].type),
                 mValue, mValue};
             err = mOp == Op::kArgmax ? cuda::argmax(p, stream) : mOp == Op::kThreshold ? cuda::threshold(p, stream) : cuda::topk(p, stream);
             break;
         }
         case Op::kIndex:
-            err = cuda::index(IndexParams{static_cast<uint8_t const*>(inputs[0]), static_cast<int64_t*>(outputs[0]),
+            err = cuda::index(IndexParams{static_cast<int32_t const*>(inputs[0]), static_cast<int64_t*>(outputs[0]),
                                   static_cast<int64_t*>(outputs[1]), static_cast<int32_t*>(workspace), batch, seq},
                 stream);
             break;
@@ -320,17 +320,6 @@ std::array<IPluginCreatorInterface*, size_t(Op::kCount)>& creators()
     return all;
 }
 
-bool gSelfRegistered = false;
-
-// Polygraphy --plugins and plain dlopen: register when loaded, if TensorRT is already in the process.
-__attribute__((constructor)) void registerOnLoad()
-{
-    if (&getPluginRegistry == nullptr || getPluginRegistry() == nullptr)
-        return;
-    for (auto* creator : creators())
-        gSelfRegistered |= getPluginRegistry()->registerCreator(*creator, kNamespace);
-}
-
 } // namespace
 } // namespace irexport::trt
 
@@ -339,17 +328,10 @@ IRX_EXPORT void setLoggerFinder(ILoggerFinder* finder)
     irexport::trt::gLoggerFinder = finder;
 }
 
-// IPluginRegistry::loadLibrary and trtexec --dynamicPlugins register what this returns; creators the
-// load-time constructor already registered are taken back first so they are not registered twice.
+// IPluginRegistry::loadLibrary and trtexec --dynamicPlugins register what this returns.
 IRX_EXPORT IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
 {
     auto& all = irexport::trt::creators();
-    if (irexport::trt::gSelfRegistered && &getPluginRegistry != nullptr && getPluginRegistry() != nullptr)
-    {
-        for (auto* creator : all)
-            getPluginRegistry()->deregisterCreator(*creator);
-        irexport::trt::gSelfRegistered = false;
-    }
     nbCreators = static_cast<int32_t>(all.size());
     return all.data();
 }
