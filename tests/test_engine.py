@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from irexport.engine.build import classify_routing_nodes, engine_record, report_header, routing_nodes
+from irexport.engine.build import check_builder_version, classify_routing_nodes, engine_record, report_header, routing_nodes
 from irexport.engine.loading import require_tensorrt
 from irexport.engine.profiles import check_precision, input_shapes
 from irexport.engine.recipe import load_recipe, parse_recipe
@@ -315,3 +315,14 @@ def test_parity_matrix_passes_and_catches_a_regression(exported, cli, tmp_path):
     assert "REGRESSION" in stdout and "matrix FAIL" in stdout
     code, stdout, _ = cli("parity-matrix", out, "--report", summary, "--new-tokens", "2")
     assert code == 0 and "matrix PASS: 1/1" in stdout
+
+
+@pytest.mark.parametrize("version,ok", [("10.8.0.43", True), ("11.1.0", True), ("10.7.0", False), ("10.6.1", False),
+                                        ("8.6.1", False), ("garbage", False)])
+def test_builder_version_floor(version, ok):
+    """10.7 made plugins win over function bodies; 10.8 fixed function-input names aliasing graph tensors."""
+    if ok:
+        check_builder_version(version)
+    else:
+        with pytest.raises(IrexportError, match="TensorRT >= 10.8 is needed"):
+            check_builder_version(version)

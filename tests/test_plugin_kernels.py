@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import PLUGINS, cmake_build
+from conftest import PLUGINS, cmake_build, tensorrt_headers
 from irexport.ops import torch_ops
 
 DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 7}  # TensorRT DataType numbering
@@ -182,6 +182,31 @@ def test_plugin_library_compiles_against_tensorrt_headers(plugin_build):
     assert {line.split()[-1] for line in symbols.splitlines() if " T " in line} == {"getCreators", "setLoggerFinder"}
     needed = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True).stdout
     assert "libnvinfer" not in needed
+
+
+def test_register_library_links_the_versioned_libnvinfer_of_the_wheel_layout(tmp_path, monkeypatch):
+    """pip's TensorRT wheels ship tensorrt_libs/libnvinfer.so.<major> only (no unversioned name). The build must
+    find it there and link the register library to it, so that a dlopen'ed register library reaches the
+    process's TensorRT even when Python loaded libnvinfer privately. The libnvinfer here is a placeholder
+    (TensorRT's libraries cannot be installed on this machine): only the link is checked."""
+    root = tensorrt_headers()
+    wheel = tmp_path / "site" / "tensorrt_libs"
+    wheel.mkdir(parents=True)
+    (wheel / "__init__.py").write_text("")
+    (tmp_path / "nvinfer.c").write_text("void* getPluginRegistry(void) { return 0; }\nvoid* getLogger(void) { return 0; }\n")
+    compiled = subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname,libnvinfer.so.11", str(tmp_path / "nvinfer.c"),
+                               "-o", str(wheel / "libnvinfer.so.11")], capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
+    monkeypatch.setenv("PYTHONPATH", str(wheel.parent))
+    build = cmake_build(tmp_path / "build", f"-DTensorRT_ROOT={root}", "-DCMAKE_CUDA_ARCHITECTURES=90")
+
+    def needed(lib):
+        dynamic = subprocess.run(["readelf", "-d", str(build / lib)], capture_output=True, text=True).stdout
+        return {line.split("[")[1].rstrip("]") for line in dynamic.splitlines() if "(NEEDED)" in line}
+
+    assert "libnvinfer.so.11" in needed("libirexport_plugins_register.so")
+    assert "libirexport_plugins.so" in needed("libirexport_plugins_register.so")
+    assert not any("nvinfer" in lib for lib in needed("libirexport_plugins.so"))
 
 
 def test_plugins_build_command(tmp_path, cli):

@@ -75,6 +75,23 @@ def engine_record(path: Path, onnx_path: Path, manifest: dict, graph: str, shape
                        for name, (lo, opt, hi) in shapes.items()}}
 
 
+MIN_BUILDER = (10, 8)
+
+
+def check_builder_version(version: str) -> None:
+    """The exports need TensorRT >= 10.8 to build: its ONNX parser prefers a registered plugin over a
+    model-local function from 10.7 on, and 10.8 fixed the import of functions whose input names (x,
+    index, ... as in our bodies) alias a tensor of the graph."""
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        major_minor = ()
+    if len(major_minor) < 2 or major_minor < MIN_BUILDER:
+        raise IrexportError(f"TensorRT {version} is too old to build irexport exports: TensorRT >= "
+                            f"{'.'.join(map(str, MIN_BUILDER))} is needed (plugin lookup for routing nodes, local "
+                            "function import); upgrade, or use the irexport docker image (docker/README.md)")
+
+
 def build_engines(export_dir, recipe: Recipe, out_dir, plugin_library: Path | None, timing_cache: Path | None,
                   overwrite: bool = False, log=print) -> dict:
     export_dir = Path(export_dir)
@@ -83,6 +100,7 @@ def build_engines(export_dir, recipe: Recipe, out_dir, plugin_library: Path | No
     if recipe.serialize_plugins and plugin_library is None:
         raise IrexportError(f"recipe {recipe.name}: serialize_plugins needs the plugin library (drop --no-plugins)")
     trt = require_tensorrt()
+    check_builder_version(trt.__version__)
     if plugin_library is not None:
         load_plugin_library(trt, plugin_library)  # before parsing: the parser looks plugins up by name and namespace
     else:
