@@ -6,14 +6,16 @@ exists to catch."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import textwrap
 
 import onnx
 import pytest
+import torch
 
 from conftest import FAMILY_SETTINGS, tensorrt_headers
-from irexport.ops import OPS
+from irexport.ops import OPS, torch_ops
 from irexport.ops.plugin_cases import node_cases, write_cases
 
 STRATEGIES = ("compact", "masked")
@@ -155,3 +157,123 @@ def test_harness_catches_self_registration_and_reentrant_registry_calls(plugin_b
     assert result.returncode == 1
     assert "FAIL dlopen of the plugin library registers nothing by itself" in result.stdout
     assert "re-entrant registry call" in result.stdout
+
+
+# ---- enqueue on a GPU: every node signature of the real exports against the torch ops --------------------
+
+TORCH_TYPES = {"FLOAT": torch.float32, "FLOAT16": torch.float16, "BFLOAT16": torch.bfloat16, "INT32": torch.int32,
+               "INT64": torch.int64}
+
+
+def parse_cases(text: str) -> list[dict]:
+    cases = []
+    for block in filter(str.strip, text.split("\nend\n")):
+        lines = [line.split("\t") for line in block.strip().splitlines()]
+        cases.append({"op": lines[0][2],
+                      "attrs": {f[1]: float(f[3]) for f in lines if f[0] == "attr" and f[2] == "FLOAT"},
+                      "inputs": [(f[2], f[3].split(",") if f[3] else []) for f in lines if f[0] == "input"]})
+    return cases
+
+
+def case_inputs(case: dict, seed: int) -> list[torch.Tensor]:
+    """Inputs for one node signature: symbolic sizes concrete (batch 3, others 37), masks and indices valid."""
+    g = torch.Generator().manual_seed(seed)
+    sizes: dict[str, int] = {}
+
+    def shape(dims):
+        return [int(d) if d.lstrip("-").isdigit() else sizes.setdefault(d, 3 if not sizes else 37) for d in dims]
+
+    (t0, d0) = case["inputs"][0]
+    first = shape(d0)
+    b, t = first[0], first[1]
+    mask = (torch.rand(b, t, generator=g) < 0.45).to(torch.int32)
+    if b > 1:
+        mask[1] = 0  # a sequence that executes nothing
+    index, _ = torch_ops.route_index(mask)
+    op = case["op"]
+    if op in ("RouteArgmax", "RouteThreshold", "RouteTopK"):
+        scores = torch.randn(*first, generator=g).to(TORCH_TYPES[t0])
+        if op != "RouteTopK":
+            return [scores]
+        valid = torch.ones(b, t, dtype=torch.int32)
+        valid[0, : t // 4] = 0  # left padding
+        return [scores, valid]
+    if op == "RouteIndex":
+        return [mask]
+    x = torch.randn(*first, generator=g).to(TORCH_TYPES[t0])
+    if op == "RouteGather":
+        return [x, index]
+    return [x, torch.randn(b, index.shape[1], first[2], generator=g).to(TORCH_TYPES[t0]), index]
+
+
+def expected_outputs(case: dict, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    op, attrs = case["op"], case["attrs"]
+    if op == "RouteArgmax":
+        return [torch_ops.route_argmax(*inputs)]
+    if op == "RouteThreshold":
+        return [torch_ops.route_threshold(*inputs, attrs["threshold"])]
+    if op == "RouteTopK":
+        return [torch_ops.route_topk(*inputs, attrs["capacity"])]
+    if op == "RouteIndex":
+        return list(torch_ops.route_index(*inputs))
+    if op == "RouteGather":
+        return [torch_ops.route_gather(*inputs)]
+    return [torch_ops.route_scatter_add(*inputs)]
+
+
+def raw(t: torch.Tensor) -> bytes:
+    return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def read_raw(path, dtype: torch.dtype) -> torch.Tensor:
+    data = path.read_bytes()
+    return torch.frombuffer(bytearray(data), dtype=dtype) if data else torch.empty(0, dtype=dtype)
+
+
+@pytest.mark.gpu
+def test_enqueue_matches_the_torch_ops(plugin_build, every_export, tmp_path):
+    """Each distinct node signature runs through the plugin's enqueue (outputs poisoned first), under
+    compute-sanitizer when it is installed, and equals the torch op."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU (torch.cuda.is_available() is False)")
+    cases_file = tmp_path / "cases.tsv"
+    write_cases(every_export, cases_file)
+    cases = parse_cases(cases_file.read_text())
+    data = tmp_path / "data"
+    data.mkdir()
+    feeds = []
+    for i, case in enumerate(cases):
+        inputs = case_inputs(case, seed=i)
+        feeds.append(inputs)
+        (data / f"case{i}.inputs").write_text("".join(
+            f"{dtype}\t{','.join(map(str, x.shape))}\n" for (dtype, _), x in zip(case["inputs"], inputs)))
+        for k, x in enumerate(inputs):
+            (data / f"case{i}.in{k}.bin").write_bytes(raw(x))
+    command = [str(plugin_build / "irexport-plugin-harness"), "enqueue", str(plugin_build / "libirexport_plugins.so"),
+               str(cases_file), str(data)]
+    if shutil.which("compute-sanitizer"):
+        command = ["compute-sanitizer", "--tool", "memcheck", "--error-exitcode", "9", *command]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for i, (case, inputs) in enumerate(zip(cases, feeds)):
+        listing = [line.split("\t") for line in (data / f"case{i}.outputs").read_text().splitlines()]
+        outputs = [read_raw(data / f"case{i}.out{j}.bin", TORCH_TYPES[dtype]) for j, (dtype, _) in enumerate(listing)]
+        expected = expected_outputs(case, inputs)
+        if case["op"] == "RouteIndex":  # the index buffer is sized for the upper bound; the size tensor says Tq
+            tq = int(outputs[1].item())
+            assert tq == expected[1].item(), case
+            outputs = [outputs[0][: inputs[0].shape[0] * tq].view(-1, tq) if tq else outputs[0][:0].view(inputs[0].shape[0], 0)]
+            expected = expected[:1]
+        for got, want in zip(outputs, expected):
+            got = got.view(want.shape)
+            if case["op"] == "RouteThreshold":  # expf on the device
+                assert torch.allclose(got, want, atol=1e-6), case
+            else:
+                assert torch.equal(got, want), case
+
+
+def test_enqueue_without_a_gpu_is_one_line(plugin_build, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: test_enqueue_matches_the_torch_ops runs instead")
+    result = harness(plugin_build, "enqueue", plugin_build / "libirexport_plugins.so", tmp_path / "none.tsv", tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "needs a CUDA GPU" in result.stderr

@@ -6,8 +6,12 @@
 //                                                      writes CASES from real exports)
 //   irexport-plugin-harness loaders PLUGIN_LIB REGISTER_LIB
 //                                                      registration under each loader style
+//   irexport-plugin-harness enqueue PLUGIN_LIB CASES DATA_DIR
+//                                                      (GPU) each case's plugin run on inputs from DATA_DIR (enqueue.cpp)
 //
 // Exit codes: 0 every check passed, 1 a check failed, 2 bad usage or input.
+#include "enqueue.h"
+#include "node_case.h"
 #include "trt_standin.h"
 
 #include <dlfcn.h>
@@ -21,237 +25,12 @@
 #include <sstream>
 
 using namespace nvinfer1;
+using namespace irexport::harness;
 using namespace irexport::standin;
 
 namespace {
 
-// ---- cases: one custom ONNX node each -----------------------------------------------------------
-//   case <TAB> label <TAB> op_type <TAB> plugin_version <TAB> plugin_namespace
-//   attr <TAB> name <TAB> FLOAT|INT|STRING|FLOATS|INTS <TAB> value (lists comma-separated)
-//   input|output <TAB> name (empty: an omitted output) <TAB> ONNX element type <TAB> dims (comma-separated
-//                 ints or symbols; empty for 0-d; ? for an unknown rank)
-//   end
-
-struct Port
-{
-    std::string name, dtype;
-    bool rankKnown{true};
-    std::vector<std::string> dims;
-};
-
-struct Attr
-{
-    std::string name, type, value;
-};
-
-struct Case
-{
-    std::string label, op, version, ns;
-    std::vector<Attr> attrs;
-    std::vector<Port> inputs, outputs;
-};
-
-std::vector<std::string> split(std::string const& s, char sep)
-{
-    std::vector<std::string> out;
-    std::string item;
-    std::istringstream in(s);
-    while (std::getline(in, item, sep))
-        out.push_back(item);
-    if (!s.empty() && s.back() == sep)
-        out.emplace_back();
-    return out;
-}
-
-bool isInteger(std::string const& s)
-{
-    if (s.empty())
-        return false;
-    size_t i = s[0] == '-' ? 1 : 0;
-    return i < s.size() && s.find_first_not_of("0123456789", i) == std::string::npos;
-}
-
-std::vector<Case> readCases(std::string const& path)
-{
-    std::ifstream in(path);
-    if (!in)
-        throw std::runtime_error(path + ": cannot read");
-    std::vector<Case> cases;
-    Case* cur = nullptr;
-    std::string line;
-    int lineNo = 0;
-    while (std::getline(in, line))
-    {
-        ++lineNo;
-        if (line.empty())
-            continue;
-        auto f = split(line, '\t');
-        auto bad = [&](char const* why) { return std::runtime_error(path + ":" + std::to_string(lineNo) + ": " + why); };
-        if (f[0] == "case")
-        {
-            if (f.size() != 5)
-                throw bad("a case line has 5 fields");
-            cases.push_back(Case{f[1], f[2], f[3], f[4], {}, {}, {}});
-            cur = &cases.back();
-        }
-        else if (f[0] == "end")
-            cur = nullptr;
-        else if (!cur)
-            throw bad("line outside a case");
-        else if (f[0] == "attr" && f.size() == 4)
-            cur->attrs.push_back(Attr{f[1], f[2], f[3]});
-        else if ((f[0] == "input" || f[0] == "output") && f.size() == 4)
-        {
-            Port p{f[1], f[2], f[3] != "?", {}};
-            if (p.rankKnown && !f[3].empty())
-                p.dims = split(f[3], ',');
-            (f[0] == "input" ? cur->inputs : cur->outputs).push_back(p);
-        }
-        else
-            throw bad("unknown or malformed line");
-    }
-    if (cur)
-        throw std::runtime_error(path + ": the last case has no end line");
-    return cases;
-}
-
-bool dataType(std::string const& onnx, DataType& out)
-{
-    static std::map<std::string, DataType> const types{{"FLOAT", DataType::kFLOAT}, {"FLOAT16", DataType::kHALF},
-        {"BFLOAT16", DataType::kBF16}, {"INT8", DataType::kINT8}, {"INT32", DataType::kINT32}, {"INT64", DataType::kINT64},
-        {"BOOL", DataType::kBOOL}, {"UINT8", DataType::kUINT8}};
-    auto it = types.find(onnx);
-    if (it == types.end())
-        return false;
-    out = it->second;
-    return true;
-}
-
-char const* typeName(DataType t)
-{
-    switch (t)
-    {
-    case DataType::kFLOAT: return "FLOAT";
-    case DataType::kHALF: return "FLOAT16";
-    case DataType::kBF16: return "BFLOAT16";
-    case DataType::kINT8: return "INT8";
-    case DataType::kINT32: return "INT32";
-    case DataType::kINT64: return "INT64";
-    case DataType::kBOOL: return "BOOL";
-    case DataType::kUINT8: return "UINT8";
-    default: return "other";
-    }
-}
-
-// ---- plugin fields, exactly as onnx-tensorrt's plugin importer builds them ----------------------
-// Only the creator's getFieldNames() are looked up on the node; FLOAT -> kFLOAT32 x1, INT -> kINT32 x1,
-// STRING -> kCHAR with its terminating NUL, FLOATS / INTS -> kFLOAT32 / kINT32 x n. Other attributes
-// (plugin_version, plugin_namespace) are not passed.
-
-struct Fields
-{
-    std::vector<std::string> names;
-    std::vector<std::vector<char>> data;
-    std::vector<PluginField> fields;
-    PluginFieldCollection collection{};
-
-    void add(std::string name, void const* bytes, size_t size)
-    {
-        names.push_back(std::move(name));
-        data.emplace_back(static_cast<char const*>(bytes), static_cast<char const*>(bytes) + size);
-    }
-    void finish(std::vector<std::pair<PluginFieldType, int32_t>> const& kinds)
-    {
-        fields.clear();
-        for (size_t i = 0; i < names.size(); ++i)
-            fields.emplace_back(names[i].c_str(), data[i].data(), kinds[i].first, kinds[i].second);
-        collection.nbFields = static_cast<int32_t>(fields.size());
-        collection.fields = fields.data();
-    }
-};
-
-size_t fieldElementSize(PluginFieldType t)
-{
-    switch (t)
-    {
-    case PluginFieldType::kFLOAT16: return 2;
-    case PluginFieldType::kFLOAT32: return 4;
-    case PluginFieldType::kFLOAT64: return 8;
-    case PluginFieldType::kINT8: return 1;
-    case PluginFieldType::kINT16: return 2;
-    case PluginFieldType::kINT32: return 4;
-    case PluginFieldType::kCHAR: return 1;
-    case PluginFieldType::kBF16: return 2;
-    case PluginFieldType::kINT64: return 8;
-    default: return 0;
-    }
-}
-
-// A deep copy of a PluginFieldCollection: what TensorRT keeps when it serializes a plugin.
-struct FieldCopy
-{
-    Fields store;
-    std::vector<std::pair<PluginFieldType, int32_t>> kinds;
-
-    explicit FieldCopy(PluginFieldCollection const* fc)
-    {
-        for (int32_t i = 0; fc && i < fc->nbFields; ++i)
-        {
-            PluginField const& f = fc->fields[i];
-            size_t size = fieldElementSize(f.type) * static_cast<size_t>(std::max(f.length, 0));
-            store.add(f.name ? f.name : "", f.data, f.data ? size : 0);
-            kinds.emplace_back(f.type, f.length);
-        }
-        store.finish(kinds);
-    }
-    bool operator==(FieldCopy const& o) const { return store.names == o.store.names && store.data == o.store.data && kinds == o.kinds; }
-};
-
-Fields fieldsFromNode(PluginFieldCollection const* names, Case const& c, std::vector<std::string>& fails)
-{
-    Fields out;
-    std::vector<std::pair<PluginFieldType, int32_t>> kinds;
-    for (int32_t i = 0; names && i < names->nbFields; ++i)
-    {
-        std::string const name = names->fields[i].name ? names->fields[i].name : "";
-        auto it = std::find_if(c.attrs.begin(), c.attrs.end(), [&](Attr const& a) { return a.name == name; });
-        if (it == c.attrs.end())
-            continue; // onnx-tensorrt warns and leaves it to the creator
-        if (it->type == "FLOAT" || it->type == "FLOATS")
-        {
-            std::vector<float> v;
-            for (auto const& s : split(it->value, ','))
-                v.push_back(std::stof(s));
-            out.add(name, v.data(), v.size() * sizeof(float));
-            kinds.emplace_back(PluginFieldType::kFLOAT32, int32_t(v.size()));
-        }
-        else if (it->type == "INT" || it->type == "INTS")
-        {
-            std::vector<int32_t> v;
-            for (auto const& s : split(it->value, ','))
-                v.push_back(static_cast<int32_t>(std::stoll(s)));
-            out.add(name, v.data(), v.size() * sizeof(int32_t));
-            kinds.emplace_back(PluginFieldType::kINT32, int32_t(v.size()));
-        }
-        else if (it->type == "STRING")
-        {
-            out.add(name, it->value.c_str(), it->value.size() + 1);
-            kinds.emplace_back(PluginFieldType::kCHAR, int32_t(it->value.size() + 1));
-        }
-        else
-            fails.push_back("attribute '" + name + "' has type " + it->type + ", which the ONNX parser cannot pass to a plugin");
-    }
-    out.finish(kinds);
-    return out;
-}
-
 // ---- the contract of one node -------------------------------------------------------------------
-
-template <typename T>
-T* capability(IPluginV3* plugin, PluginCapabilityType type)
-{
-    return plugin ? static_cast<T*>(plugin->getCapabilityInterface(type)) : nullptr;
-}
 
 // Symbols (batch, sequence, ...) take distinct small values at the profile's min / opt / max.
 SymbolValues symbolValues(Case const& c, Point point)
@@ -564,11 +343,14 @@ int runLoaders(char const* library, char const* registerLibrary)
 
 int main(int argc, char** argv)
 {
-    std::string const usage = "usage: irexport-plugin-harness contract PLUGIN_LIB CASES | loaders PLUGIN_LIB REGISTER_LIB";
+    std::string const usage = "usage: irexport-plugin-harness contract PLUGIN_LIB CASES | loaders PLUGIN_LIB REGISTER_LIB | "
+                              "enqueue PLUGIN_LIB CASES DATA_DIR";
     if (argc == 4 && std::strcmp(argv[1], "contract") == 0)
         return runContract(argv[2], argv[3]);
     if (argc == 4 && std::strcmp(argv[1], "loaders") == 0)
         return runLoaders(argv[2], argv[3]);
+    if (argc == 5 && std::strcmp(argv[1], "enqueue") == 0)
+        return runEnqueue(argv[2], argv[3], argv[4]);
     std::cerr << usage << "\n";
     return 2;
 }
