@@ -6,8 +6,10 @@ exists to catch."""
 
 from __future__ import annotations
 
+import ctypes
 import shutil
 import subprocess
+import sys
 import textwrap
 
 import onnx
@@ -15,6 +17,8 @@ import pytest
 import torch
 
 from conftest import FAMILY_SETTINGS, tensorrt_headers
+from irexport.engine.loading import check_plugin_major
+from irexport.errors import IrexportError
 from irexport.ops import OPS, torch_ops
 from irexport.ops.plugin_cases import node_cases, write_cases
 
@@ -48,11 +52,32 @@ def test_every_routing_node_of_every_export_conforms(plugin_build, every_export,
     assert checked == set(OPS), "the exports exercise every op"
 
 
+def standin(build):
+    """The harness's stand-in libnvinfer.so.<major>."""
+    return next((build / "standin").glob("libnvinfer.so.*[0-9]"))
+
+
 def test_registration_under_each_loader_style(plugin_build):
     result = harness(plugin_build, "loaders", plugin_build / "libirexport_plugins.so",
-                     plugin_build / "libirexport_plugins_register.so")
+                     plugin_build / "libirexport_plugins_register.so", standin(plugin_build))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("ok ") >= 10 and "FAIL" not in result.stdout
+    assert result.stdout.count("ok ") >= 14 and "FAIL" not in result.stdout
+
+
+def test_register_library_without_tensorrt_says_so_and_registers_nothing(plugin_build):
+    """Polygraphy --plugins (ctypes.CDLL) in a process where no TensorRT of the library's major is loaded."""
+    code = f"import ctypes; ctypes.CDLL({str(plugin_build / 'libirexport_plugins_register.so')!r}); print('loaded')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "loaded"
+    assert result.stderr.count("\n") == 1 and "no libnvinfer.so." in result.stderr and "nothing registered" in result.stderr
+
+
+def test_loaders_refuse_a_plugin_library_of_another_tensorrt_major(plugin_build):
+    library = plugin_build / "libirexport_plugins.so"
+    major = ctypes.CDLL(str(library)).irexportPluginTensorRTMajor()
+    check_plugin_major(library, f"{major}.1.0")
+    with pytest.raises(IrexportError, match=f"built against TensorRT {major} headers, this is TensorRT {major - 1}.8.0"):
+        check_plugin_major(library, f"{major - 1}.8.0")
 
 
 def test_plugins_check_command(plugin_build, exported, cli):
@@ -149,11 +174,14 @@ def test_harness_catches_self_registration_and_reentrant_registry_calls(plugin_b
     source = tmp_path / "self_registering.cpp"
     source.write_text(SELF_REGISTERING)
     lib = tmp_path / "libself_registering.so"
+    # linked to libnvinfer as the old library was (here the harness's stand-in: it binds by soname at dlopen);
     # nvcc as the driver: TensorRT's headers include cuda_runtime_api.h, which it knows where to find
+    nvinfer = standin(plugin_build)
     compiled = subprocess.run(["nvcc", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "-I", str(root / "include"),
-                               str(source), "-o", str(lib)], capture_output=True, text=True)
+                               str(source), "-L", str(nvinfer.parent), f"-l:{nvinfer.name}", "-o", str(lib)],
+                              capture_output=True, text=True)
     assert compiled.returncode == 0, compiled.stderr
-    result = harness(plugin_build, "loaders", lib, plugin_build / "libirexport_plugins_register.so")
+    result = harness(plugin_build, "loaders", lib, plugin_build / "libirexport_plugins_register.so", nvinfer)
     assert result.returncode == 1
     assert "FAIL dlopen of the plugin library registers nothing by itself" in result.stdout
     assert "re-entrant registry call" in result.stdout

@@ -1,6 +1,7 @@
 #include "engine_runner.h"
 
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <array>
@@ -168,6 +169,21 @@ char const* typeName(DataType type)
     return t ? t->name : "unsupported";
 }
 
+// irexport's plugin library says which TensorRT major its headers were (ILogger and ILoggerFinder changed
+// layout between 10 and 11); another major is refused before TensorRT calls into it. Other libraries pass.
+static void checkPluginMajor(std::string const& lib)
+{
+    void* handle = dlopen(lib.c_str(), RTLD_LAZY | RTLD_LOCAL); // the library registers nothing when loaded
+    if (!handle)
+        throw InputError(lib + ": cannot load this plugin library (" + dlerror() + ")");
+    auto major = reinterpret_cast<int32_t (*)()>(dlsym(handle, "irexportPluginTensorRTMajor"));
+    int32_t const built = major ? major() : NV_TENSORRT_MAJOR;
+    dlclose(handle);
+    if (built != NV_TENSORRT_MAJOR)
+        throw InputError(lib + ": built for TensorRT " + std::to_string(built) + ", this runtime is TensorRT " +
+            std::to_string(NV_TENSORRT_MAJOR) + " (rebuild it against this TensorRT)");
+}
+
 EngineRunner::EngineRunner(std::string const& enginePath, std::vector<std::string> const& pluginLibraries,
     nvinfer1::ILogger::Severity severity, bool allowHostCode)
     : mLogger(severity)
@@ -176,6 +192,8 @@ EngineRunner::EngineRunner(std::string const& enginePath, std::vector<std::strin
     for (auto const& lib : pluginLibraries)
         if (!std::filesystem::is_regular_file(lib))
             throw InputError(lib + ": plugin library not found");
+    for (auto const& lib : pluginLibraries)
+        checkPluginMajor(lib);
     std::vector<uint8_t> const blob = readFileBytes(enginePath);
     if (blob.empty())
         throw InputError(enginePath + ": the engine file is empty");

@@ -44,7 +44,8 @@ def check(args) -> int:
     build = args.build_dir
     harness, library, register = (build / "irexport-plugin-harness", build / "libirexport_plugins.so",
                                   build / "libirexport_plugins_register.so")
-    for path in (harness, library, register):
+    standin = sorted((build / "standin").glob("libnvinfer.so.*"))  # the harness's stand-in libnvinfer
+    for path in (harness, library, register, *(standin or [build / "standin" / "libnvinfer.so.N"])):
         if not path.is_file():
             raise IrexportError(f"{path}: not found; build it with `irexport plugins build` (needs CUDA and the TensorRT "
                                 "headers: --tensorrt-root DIR)")
@@ -63,7 +64,7 @@ def check(args) -> int:
         log(f"{count} distinct routing-node signatures in {len(files)} ONNX file(s)")
         codes = [subprocess.run([str(harness), *step]).returncode
                  for step in (["contract", str(library), str(cases)] if count else [],
-                              ["loaders", str(library), str(register)]) if step]
+                              ["loaders", str(library), str(register), str(standin[0])]) if step]
     if any(code not in (0, 1) for code in codes):
         raise IrexportError(f"{harness} could not run (exit codes {codes})")
     return 1 if any(codes) else 0
@@ -89,6 +90,6 @@ def main(args) -> int:
         if subprocess.run(step).returncode != 0:
             log(f"build failed at: {' '.join(step)}")
             return 1
-    built = sorted(p.name for p in args.build_dir.glob("libirexport_*.so"))
+    built = sorted(p.name for p in [*args.build_dir.glob("libirexport_*.so"), *args.build_dir.glob("irexport-plugin-harness")])
     log(f"built in {args.build_dir}: {', '.join(built)}")
     return 0

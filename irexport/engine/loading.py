@@ -59,11 +59,31 @@ def load_plugin_library(trt, path: Path) -> None:
     key = str(path.resolve())
     if key in _LOADED:
         return
+    check_plugin_major(path, trt.__version__)
     handle = trt.get_plugin_registry().load_library(key)
     if handle is None:
         raise IrexportError(f"{path}: TensorRT could not load this plugin library (built for another TensorRT or CUDA, "
                             "or another copy of it is already loaded in this process)")
     _LOADED[key] = handle
+
+
+def check_plugin_major(path: Path, tensorrt_version: str) -> None:
+    """irexport's plugin library says which TensorRT major its headers were (ILogger / ILoggerFinder changed
+    layout between 10 and 11): another major is refused before TensorRT calls into it. Loading it to ask
+    registers nothing (the library has no load-time side effects)."""
+    import ctypes
+
+    try:
+        built = ctypes.CDLL(str(path)).irexportPluginTensorRTMajor()
+    except OSError as e:
+        raise IrexportError(f"{path}: cannot load this plugin library ({e})") from None
+    except AttributeError:
+        raise IrexportError(f"{path}: not an irexport plugin library of this version (no irexportPluginTensorRTMajor); "
+                            "rebuild it with `irexport plugins build`") from None
+    major = tensorrt_version.split(".")[0]
+    if str(built) != major:
+        raise IrexportError(f"{path}: built against TensorRT {built} headers, this is TensorRT {tensorrt_version}; "
+                            "rebuild it with `irexport plugins build --tensorrt-root` pointing at this TensorRT")
 
 
 def unload_plugin_libraries(trt) -> None:

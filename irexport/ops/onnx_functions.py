@@ -141,9 +141,9 @@ def _body(spec: OpSpec) -> list:
     if spec.name == "RouteTopK":
         return _first_score() + [
             _c("neg_inf", float("-inf"), TensorProto.FLOAT),
-            N("Cast", ["valid"], ["valid_b"], to=TensorProto.BOOL),
+            N("Cast", ["valid"], ["valid_b"], to=TensorProto.BOOL),  # 1 = true, as the torch op and the kernels
             N("Where", ["valid_b", "s0", "neg_inf"], ["masked"]),
-            N("Cast", ["valid"], ["valid_i"], to=TensorProto.INT64),
+            N("Cast", ["valid_b"], ["valid_i"], to=TensorProto.INT64),
             _c("axis1", [1]),
             N("ReduceSum", ["valid_i", "axis1"], ["n"], keepdims=1),  # [B, 1]
             N("Cast", ["n"], ["n_f"], to=TensorProto.FLOAT),
@@ -172,25 +172,27 @@ def _body(spec: OpSpec) -> list:
         ]
     if spec.name == "RouteIndex":
         return [
-            N("Cast", ["execute"], ["e"], to=TensorProto.INT64),
+            N("Cast", ["execute"], ["execute_b"], to=TensorProto.BOOL),  # 1 = true, as the torch op and the kernels
+            N("Cast", ["execute_b"], ["e"], to=TensorProto.INT64),
             _c("axis1", [1]),
             N("CumSum", ["e", "axis1"], ["csum"]),
             _c("one", [1]),
             N("Sub", ["csum", "one"], ["rank"]),
             N("ReduceSum", ["e", "axis1"], ["counts"], keepdims=1),
-            N("ReduceMax", ["counts"], ["count"], keepdims=0),  # Tq, 0-d: the node's second output
-            N("Cast", ["execute"], ["execute_b"], to=TensorProto.BOOL),
-            N("Where", ["execute_b", "rank", "count"], ["dest"]),  # skipped tokens go to a spare column
+            N("ReduceMax", ["counts"], ["max_count"], keepdims=0),  # of an empty batch: the int64 minimum
+            N("Constant", [], ["zero_scalar"], value=helper.make_tensor("zero_scalar", TensorProto.INT64, [], [0])),
+            N("Max", ["max_count", "zero_scalar"], ["tq"]),  # Tq, 0-d
+            N("Cast", ["tq"], ["count"], to=TensorProto.INT32),  # the node's second output: the size tensor
+            N("Where", ["execute_b", "rank", "tq"], ["dest"]),  # skipped tokens go to a spare column
             N("Shape", ["execute"], ["bt"]),
             N("Shape", ["execute"], ["b"], start=0, end=1),
             N("Shape", ["execute"], ["t"], start=1, end=2),
-            N("Constant", [], ["zero_scalar"], value=helper.make_tensor("zero_scalar", TensorProto.INT64, [], [0])),
             N("Constant", [], ["one_scalar"], value=helper.make_tensor("one_scalar", TensorProto.INT64, [], [1])),
             N("Squeeze", ["t"], ["t_scalar"]),
             N("Range", ["zero_scalar", "t_scalar", "one_scalar"], ["pos"]),
             N("Expand", ["pos", "bt"], ["positions"]),
             _c("zero", [0]),
-            N("Unsqueeze", ["count", "zero"], ["tq_1d"]),
+            N("Unsqueeze", ["tq", "zero"], ["tq_1d"]),
             N("Add", ["tq_1d", "one"], ["width"]),
             N("Concat", ["b", "width"], ["init_shape"], axis=0),
             _c("minus_one", [-1]),

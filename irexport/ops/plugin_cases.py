@@ -6,7 +6,7 @@ from the op descriptions, so the harness keeps checking whatever the exports bec
 One case per distinct node signature, in the harness's tab-separated format:
 
     case  LABEL  OP_TYPE  PLUGIN_VERSION  PLUGIN_NAMESPACE
-    attr  NAME  FLOAT|INT|STRING|FLOATS|INTS|<other>  VALUE
+    attr  NAME  FLOAT|INT|STRING|FLOATS|INTS|STRINGS|<other>  VALUE
     input|output  NAME  ELEMENT_TYPE  DIMS        (DIMS: comma-separated ints or symbols; empty for 0-d; ? unknown)
     end
 """
@@ -56,6 +56,8 @@ def _attr(a: onnx.AttributeProto) -> str:
         text = ",".join(format(v, ".9g") for v in value)
     elif kind == "INTS":
         text = ",".join(str(v) for v in value)
+    elif kind == "STRINGS":
+        text = ",".join(v.decode("utf-8", "replace") for v in value)
     else:
         text = ""  # a type the ONNX parser cannot pass to a plugin; the harness reports it if it is a field
     return f"attr\t{a.name}\t{kind}\t{' '.join(text.split())}"

@@ -99,11 +99,11 @@ OPS: dict[str, OpSpec] = {
             torch_name="route_index",
             doc="Positions of the executed tokens of each sequence, in order, packed left: [B, Tq] int64 with Tq "
                 "the largest executed count of a sequence; -1 after a sequence's last executed token. The second "
-                "output is Tq itself (0-d int64): TensorRT's plugin declares it as the size tensor of the "
+                "output is Tq itself (0-d int32): TensorRT's plugin declares it as the size tensor of the "
                 "data-dependent dimension, so the node names it as an output (onnx-tensorrt counts the plugin's outputs).",
             inputs=(Port("execute", ("tensor(int32)",), "execute mask [B, T], 1 or 0"),),
             outputs=(Port("index", ("tensor(int64)",), "positions [B, Tq], -1 padded"),
-                     Port("count", ("tensor(int64)",), "Tq, 0-d: the size tensor of index's second dimension")),
+                     Port("count", ("tensor(int32)",), "Tq, 0-d: the size tensor of index's second dimension")),
             data_dependent_shape=True,
         ),
         OpSpec(

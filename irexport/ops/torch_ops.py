@@ -58,13 +58,13 @@ def route_index(execute: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     dest = torch.where(execute, rank, tq)  # tokens that do not execute land in a spare column
     index = torch.full((B, tq + 1), -1, dtype=torch.long, device=execute.device)
     index.scatter_(1, dest, torch.arange(T, device=execute.device).expand(B, T).contiguous())
-    return index[:, :tq].contiguous(), torch.tensor(tq, dtype=torch.long, device=execute.device)
+    return index[:, :tq].contiguous(), torch.tensor(tq, dtype=torch.int32, device=execute.device)
 
 
 @route_index.register_fake
 def _(execute):
     tq = torch.library.get_ctx().new_dynamic_size()
-    return execute.new_empty(execute.shape[0], tq, dtype=torch.long), execute.new_empty((), dtype=torch.long)
+    return execute.new_empty(execute.shape[0], tq, dtype=torch.long), execute.new_empty((), dtype=torch.int32)
 
 
 @torch.library.custom_op("irexport::route_gather", mutates_args=())

@@ -28,7 +28,7 @@ IRX_EXPORT int irx_cuda_topk(void const* scores, int32_t const* valid, int dtype
 IRX_EXPORT size_t irx_cuda_index_workspace_size(int batch, int seq) { return cuda::indexWorkspaceSize(batch, seq); }
 
 // index must hold batch * seq elements (the upper bound of Tq); *tq (device) receives Tq.
-IRX_EXPORT int irx_cuda_index(int32_t const* execute, int batch, int seq, int64_t* index, int64_t* tq, int32_t* workspace)
+IRX_EXPORT int irx_cuda_index(int32_t const* execute, int batch, int seq, int64_t* index, int32_t* tq, int32_t* workspace)
 {
     return finish(cuda::index(IndexParams{execute, index, tq, workspace, batch, seq}, nullptr));
 }

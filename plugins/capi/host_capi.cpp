@@ -25,12 +25,12 @@ IRX_EXPORT int irx_host_topk(
     return 0;
 }
 
-IRX_EXPORT int64_t irx_host_index_count(int32_t const* execute, int batch, int seq)
+IRX_EXPORT int32_t irx_host_index_count(int32_t const* execute, int batch, int seq)
 {
     return host::indexCount(execute, batch, seq);
 }
 
-IRX_EXPORT int irx_host_index(int32_t const* execute, int batch, int seq, int64_t* index, int64_t* tq)
+IRX_EXPORT int irx_host_index(int32_t const* execute, int batch, int seq, int64_t* index, int32_t* tq)
 {
     host::index(IndexParams{execute, index, tq, nullptr, batch, seq});
     return 0;

@@ -122,18 +122,18 @@ void topk(DecideParams const& p)
     }
 }
 
-int64_t indexCount(int32_t const* execute, int32_t batch, int32_t seq)
+int32_t indexCount(int32_t const* execute, int32_t batch, int32_t seq)
 {
-    int64_t tq = 0;
+    int32_t tq = 0;
     for (int32_t b = 0; b < batch; ++b)
-        tq = std::max<int64_t>(tq, std::count_if(execute + int64_t(b) * seq, execute + int64_t(b + 1) * seq, [](int32_t e) { return e != 0; }));
+        tq = std::max<int32_t>(tq, std::count_if(execute + int64_t(b) * seq, execute + int64_t(b + 1) * seq, [](int32_t e) { return e != 0; }));
     return tq;
 }
 
 void index(IndexParams const& p)
 {
     int64_t const tq = indexCount(p.execute, p.batch, p.seq);
-    *p.tq = tq;
+    *p.tq = static_cast<int32_t>(tq);
     std::fill(p.index, p.index + p.batch * tq, int64_t(-1));
     for (int32_t b = 0; b < p.batch; ++b)
     {

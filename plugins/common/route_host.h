@@ -9,7 +9,7 @@ void argmax(DecideParams const& p);
 void threshold(DecideParams const& p);
 void topk(DecideParams const& p);
 // Tq: the largest executed count of a sequence (the size of RouteIndex's data-dependent output).
-int64_t indexCount(int32_t const* execute, int32_t batch, int32_t seq);
+int32_t indexCount(int32_t const* execute, int32_t batch, int32_t seq);
 // Writes *p.tq and p.index [B, Tq] (-1 padded); p.index must hold batch * indexCount(...) elements.
 void index(IndexParams const& p);
 void gather(GatherParams const& p);

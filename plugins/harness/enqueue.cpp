@@ -69,7 +69,11 @@ std::string runOne(Case const& c, std::string const& prefix)
             return prefix + ".inputs: malformed line '" + line + "'";
         Dims d{};
         for (auto const& v : split(f[1], ','))
+        {
+            if (d.nbDims == Dims::MAX_DIMS || !isInteger(v))
+                return prefix + ".inputs: bad dims '" + f[1] + "'";
             d.d[d.nbDims++] = std::stoll(v);
+        }
         inTypes.push_back(t);
         inDims.push_back(d);
     }
@@ -216,7 +220,15 @@ int runEnqueue(char const* library, char const* casesPath, char const* dataDir)
     int failed = 0;
     for (size_t i = 0; i < cases.size(); ++i)
     {
-        std::string error = runOne(cases[i], std::string(dataDir) + "/case" + std::to_string(i));
+        std::string error;
+        try
+        {
+            error = runOne(cases[i], std::string(dataDir) + "/case" + std::to_string(i));
+        }
+        catch (std::exception const& e) // a malformed number in the case
+        {
+            error = std::string("malformed case: ") + e.what();
+        }
         for (auto const& e : logger().takeErrors())
             error += (error.empty() ? "" : "; ") + std::string("the plugin logged an error: ") + e;
         std::cout << (error.empty() ? "ran  " : "FAIL ") << cases[i].label << " (" << cases[i].op << ")"

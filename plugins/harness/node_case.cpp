@@ -190,6 +190,14 @@ Fields fieldsFromNode(PluginFieldCollection const* names, Case const& c, std::ve
             out.add(name, v.data(), v.size() * sizeof(int32_t));
             kinds.emplace_back(PluginFieldType::kINT32, int32_t(v.size()));
         }
+        else if (it->type == "STRINGS")
+        {
+            std::string joined;
+            for (auto const& item : split(it->value, ','))
+                joined += item + '\0';
+            out.add(name, joined.data(), joined.size());
+            kinds.emplace_back(PluginFieldType::kCHAR, int32_t(joined.size()));
+        }
         else if (it->type == "STRING")
         {
             out.add(name, it->value.c_str(), it->value.size() + 1);

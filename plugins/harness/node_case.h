@@ -68,7 +68,8 @@ struct FieldCopy
 };
 
 // Only the creator's getFieldNames() are looked up on the node; FLOAT -> kFLOAT32 x1, INT -> kINT32 x1,
-// STRING -> kCHAR with its terminating NUL, FLOATS / INTS -> kFLOAT32 / kINT32 x n. Other attributes
+// STRING -> kCHAR with its terminating NUL, FLOATS / INTS -> kFLOAT32 / kINT32 x n, STRINGS -> kCHAR
+// (each NUL-terminated, concatenated; TENSOR attributes are not modelled and reported). Other attributes
 // (plugin_version, plugin_namespace) are not passed. Unusable attribute types are added to fails.
 Fields fieldsFromNode(PluginFieldCollection const* names, Case const& c, std::vector<std::string>& fails);
 

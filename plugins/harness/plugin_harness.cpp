@@ -4,8 +4,9 @@
 //   irexport-plugin-harness contract PLUGIN_LIB CASES   every custom node of CASES, as TensorRT's ONNX parser
 //                                                      and builder would call the plugin (irexport.ops.plugin_cases
 //                                                      writes CASES from real exports)
-//   irexport-plugin-harness loaders PLUGIN_LIB REGISTER_LIB
-//                                                      registration under each loader style
+//   irexport-plugin-harness loaders PLUGIN_LIB REGISTER_LIB NVINFER_STANDIN
+//                                                      registration under each loader style (NVINFER_STANDIN:
+//                                                      standin/libnvinfer.so.<major>, built with the harness)
 //   irexport-plugin-harness enqueue PLUGIN_LIB CASES DATA_DIR
 //                                                      (GPU) each case's plugin run on inputs from DATA_DIR (enqueue.cpp)
 //
@@ -262,7 +263,15 @@ int runContract(char const* library, char const* casesPath)
     }
     for (auto const& c : cases)
     {
-        std::vector<std::string> fails = checkCase(c);
+        std::vector<std::string> fails;
+        try
+        {
+            fails = checkCase(c);
+        }
+        catch (std::exception const& e) // a malformed number in the case
+        {
+            fails = {std::string("malformed case: ") + e.what()};
+        }
         for (auto const& e : logger().takeErrors())
             fails.push_back("the plugin logged an error: " + e);
         std::cout << (fails.empty() ? "ok   " : "FAIL ") << c.label << " (" << c.op << ")";
@@ -278,7 +287,7 @@ int runContract(char const* library, char const* casesPath)
 
 // ---- loaders -----------------------------------------------------------------------------------
 
-int runLoaders(char const* library, char const* registerLibrary)
+int runLoaders(char const* library, char const* registerLibrary, char const* nvinferStandin)
 {
     int failed = 0;
     auto check = [&](bool ok, std::string const& what) {
@@ -286,6 +295,16 @@ int runLoaders(char const* library, char const* registerLibrary)
         failed += !ok;
     };
     Registry& reg = registry();
+
+    // TensorRT as Python's tensorrt loads it: privately (RTLD_LOCAL), found by others only by its soname
+    void* nvinfer = dlopen(nvinferStandin, RTLD_NOW | RTLD_LOCAL);
+    auto install = nvinfer ? reinterpret_cast<void (*)(IPluginRegistry*, ILogger*)>(dlsym(nvinfer, "irexportStandinInstall")) : nullptr;
+    if (!install)
+    {
+        std::cerr << "irexport-plugin-harness: error: " << nvinferStandin << ": not the harness's stand-in libnvinfer\n";
+        return 2;
+    }
+    install(&reg, &logger());
 
     // a plain dlopen of the plugin library registers nothing (no load-time side effects)
     void* plain = dlopen(library, RTLD_NOW | RTLD_LOCAL);
@@ -298,6 +317,8 @@ int runLoaders(char const* library, char const* registerLibrary)
     using GetCreators = IPluginCreatorInterface* const* (*) (int32_t&);
     auto getCreators = reinterpret_cast<GetCreators>(dlsym(plain, "getCreators"));
     check(getCreators != nullptr && dlsym(plain, "setLoggerFinder") != nullptr, "exports getCreators and setLoggerFinder");
+    auto major = reinterpret_cast<int32_t (*)()>(dlsym(plain, "irexportPluginTensorRTMajor"));
+    check(major && major() == NV_TENSORRT_MAJOR, "says it was built for TensorRT " + std::to_string(NV_TENSORRT_MAJOR));
     if (!getCreators)
         return 1;
     int32_t n = 0;
@@ -308,7 +329,7 @@ int runLoaders(char const* library, char const* registerLibrary)
     // IPluginRegistry::loadLibrary (irexport build, the C++ runtime, trtexec --dynamicPlugins)
     void* handle = reg.loadLibrary(library);
     check(handle != nullptr, "loadLibrary loads it" + (handle ? std::string() : ": " + reg.lastLoadError()));
-    check(reg.problems().empty(), "no registry call from inside loadLibrary, every creator registered" +
+    check(reg.problems().empty(), "no registry call from inside loadLibrary" +
             (reg.problems().empty() ? std::string() : ": " + reg.problems().front()));
     check(reg.entries().size() == static_cast<size_t>(n), "loadLibrary registers each creator once (" + std::to_string(reg.entries().size()) + ")");
     bool namespaced = true;
@@ -328,11 +349,13 @@ int runLoaders(char const* library, char const* registerLibrary)
         for (auto const& e : reg.entries())
             same &= expected.count(e.creator) && e.ns == "irexport";
         check(same && reg.registerCalls() - callsBefore == n,
-            "loading it registers the plugin library's creators once each (" + std::to_string(reg.registerCalls() - callsBefore) + " calls)");
+            "loading it registers the plugin library's creators once each, in TensorRT found by soname (" +
+                std::to_string(reg.registerCalls() - callsBefore) + " calls)");
         int32_t found = 0;
         for (auto const& e : reg.entries())
             found += reg.getCreator(e.name.c_str(), e.version.c_str(), "irexport") == e.creator;
         check(found == n, "each is found by (name, version, namespace)");
+        check(reg.loadLibrary(library) == nullptr, "loadLibrary then refuses the same creators (registered already), as TensorRT does");
     }
     check(logger().takeErrors().empty(), "nothing was logged as an error");
     std::cout << "plugin loaders: " << (failed ? "FAILED" : "every check passed") << "\n";
@@ -343,12 +366,12 @@ int runLoaders(char const* library, char const* registerLibrary)
 
 int main(int argc, char** argv)
 {
-    std::string const usage = "usage: irexport-plugin-harness contract PLUGIN_LIB CASES | loaders PLUGIN_LIB REGISTER_LIB | "
+    std::string const usage = "usage: irexport-plugin-harness contract PLUGIN_LIB CASES | loaders PLUGIN_LIB REGISTER_LIB NVINFER_STANDIN | "
                               "enqueue PLUGIN_LIB CASES DATA_DIR";
     if (argc == 4 && std::strcmp(argv[1], "contract") == 0)
         return runContract(argv[2], argv[3]);
-    if (argc == 4 && std::strcmp(argv[1], "loaders") == 0)
-        return runLoaders(argv[2], argv[3]);
+    if (argc == 5 && std::strcmp(argv[1], "loaders") == 0)
+        return runLoaders(argv[2], argv[3], argv[4]);
     if (argc == 5 && std::strcmp(argv[1], "enqueue") == 0)
         return runEnqueue(argv[2], argv[3], argv[4]);
     std::cerr << usage << "\n";

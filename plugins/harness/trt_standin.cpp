@@ -234,7 +234,12 @@ IPluginRegistry::PluginLibraryHandle Registry::loadLibrary(AsciiChar const* plug
     mLoading = false;
     for (int32_t i = 0; creators && i < n; ++i)
         if (!creators[i] || !add(*creators[i], nullptr, handle))
-            mProblems.push_back("loadLibrary: creator " + std::to_string(i) + " could not be registered");
+        {
+            deregisterLibrary(handle);
+            dlclose(handle);
+            mLastLoadError = "creator " + std::to_string(i) + " is registered already (or is no IPluginCreatorV3One)";
+            return nullptr;
+        }
     return handle;
 }
 
@@ -294,14 +299,3 @@ Registry& registry()
 }
 
 } // namespace irexport::standin
-
-// libnvinfer's entry points, as a library loaded into this process finds them (the harness exports them).
-extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginRegistry* getPluginRegistry() noexcept
-{
-    return &irexport::standin::registry();
-}
-
-extern "C" __attribute__((visibility("default"))) nvinfer1::ILogger* getLogger() noexcept
-{
-    return &irexport::standin::logger();
-}

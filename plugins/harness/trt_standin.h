@@ -7,6 +7,7 @@
 #include <NvInferRuntime.h>
 
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,7 +49,10 @@ private:
         Expr const* b;
         int32_t sizeOutput;
         bool isConstant() const override { return kind == Kind::kConstant; }
-        int64_t getConstantValue() const override { return kind == Kind::kConstant ? value : -1; }
+        int64_t getConstantValue() const override
+        {
+            return kind == Kind::kConstant ? value : std::numeric_limits<int64_t>::min(); // as TensorRT's
+        }
         bool isSizeTensor() const override { return kind == Kind::kSizeTensor; }
     } mState;
 };
@@ -108,8 +112,9 @@ public:
 };
 
 // The plugin registry. loadLibrary does what TensorRT's does for an IPluginV3 library (dlopen, then
-// setLoggerFinder and getCreators, registering each creator under its own namespace) and flags any
-// registry call the library makes while it is being loaded (re-entrancy TensorRT does not promise to allow).
+// setLoggerFinder and getCreators, registering each creator under its own namespace; nullptr, with
+// nothing registered, when a creator is registered already) and flags any registry call the library
+// makes while it is being loaded (re-entrancy TensorRT does not promise to allow).
 class Registry : public IPluginRegistry
 {
 public:
@@ -157,7 +162,7 @@ private:
     std::string mLastLoadError;
 };
 
-// The process-wide stand-ins that the harness's getPluginRegistry() / getLogger() return.
+// The process-wide stand-ins (the stand-in libnvinfer's getPluginRegistry() / getLogger() return them).
 Logger& logger();
 Registry& registry();
 

@@ -130,7 +130,7 @@ __global__ void indexPackKernel(IndexParams p)
     if (threadIdx.x == 0)
     {
         counts[b] = carry;
-        atomicMax(reinterpret_cast<unsigned long long*>(p.tq), static_cast<unsigned long long>(carry));
+        atomicMax(p.tq, carry);
     }
 }
 
@@ -227,7 +227,7 @@ size_t indexWorkspaceSize(int32_t batch, int32_t seq) { return sizeof(int32_t) *
 
 cudaError_t index(IndexParams const& p, cudaStream_t stream)
 {
-    cudaError_t err = cudaMemsetAsync(p.tq, 0, sizeof(int64_t), stream);
+    cudaError_t err = cudaMemsetAsync(p.tq, 0, sizeof(int32_t), stream);
     int64_t const upper = int64_t(p.batch) * p.seq;
     if (err != cudaSuccess || upper == 0)
         return err;

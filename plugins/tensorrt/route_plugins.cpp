@@ -1,8 +1,10 @@
 // TensorRT IPluginV3 plugins for the routing ops, one generic plugin class over the op kinds.
 // Names, version, namespace and field names equal irexport/ops/spec.py (checked by a test).
-// Loading: this library only exports getCreators and setLoggerFinder, for IPluginRegistry::loadLibrary
-// (irexport, the C++ runtime, trtexec --dynamicPlugins). It registers nothing by itself and needs no
-// TensorRT library; loaders that only dlopen (Polygraphy --plugins, trtexec --plugins) load
+// Loading: this library exports getCreators and setLoggerFinder, for IPluginRegistry::loadLibrary
+// (irexport, the C++ runtime, trtexec --dynamicPlugins), and irexportPluginTensorRTMajor, the TensorRT
+// major of the headers it was compiled with: ILogger / ILoggerFinder changed layout between TensorRT 10
+// and 11, so loaders refuse a library built for another major. It registers nothing by itself and needs
+// no TensorRT library; loaders that only dlopen (Polygraphy --plugins, trtexec --plugins) load
 // libirexport_plugins_register.so instead (register_on_load.cpp).
 #include <NvInferRuntime.h>
 
@@ -30,7 +32,7 @@ struct OpInfo
 {
     char const* name;
     int32_t nbInputs;
-    int32_t nbOutputs; // RouteIndex: the index, and Tq (0-d int64) as the size tensor of its data-dependent dimension
+    int32_t nbOutputs; // RouteIndex: the index, and Tq (0-d int32) as the size tensor of its data-dependent dimension
     char const* field; // the op's one float attribute, or nullptr
     float low, high; // accepted field range (low exclusive for capacity)
     bool lowExclusive;
@@ -68,6 +70,8 @@ public:
         mFieldCollection.nbFields = static_cast<int32_t>(mFields.size());
         mFieldCollection.fields = mFields.data();
     }
+    RoutePlugin(RoutePlugin const&) = delete; // mFieldCollection points into this object: clone() instead
+    RoutePlugin& operator=(RoutePlugin const&) = delete;
 
     OpInfo const& info() const { return kOps[size_t(mOp)]; }
 
@@ -113,7 +117,10 @@ public:
         case Op::kArgmax:
         case Op::kThreshold:
         case Op::kTopK: outputTypes[0] = DataType::kFLOAT; break;
-        case Op::kIndex: outputTypes[0] = outputTypes[1] = DataType::kINT64; break; // size tensor int64, as sampleNonZeroPlugin
+        case Op::kIndex:
+            outputTypes[0] = DataType::kINT64;
+            outputTypes[1] = DataType::kINT32; // a size tensor: int32, as every TensorRT header since 10.0 asks
+            break;
         case Op::kGather:
         case Op::kScatterAdd: outputTypes[0] = inputTypes[0]; break;
         default: return -1;
@@ -171,7 +178,7 @@ public:
         case Op::kArgmax:
         case Op::kThreshold: return pos == 0 ? isFloat(d.type) : d.type == DataType::kFLOAT;
         case Op::kTopK: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kINT32 : d.type == DataType::kFLOAT;
-        case Op::kIndex: return pos == 0 ? d.type == DataType::kINT32 : d.type == DataType::kINT64;
+        case Op::kIndex: return pos == 1 ? d.type == DataType::kINT64 : d.type == DataType::kINT32;
         case Op::kGather: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kINT64 : d.type == first;
         case Op::kScatterAdd: return pos == 0 ? isFloat(d.type) : pos == 2 ? d.type == DataType::kINT64 : d.type == first;
         default: return false;
@@ -219,7 +226,7 @@ public:
         }
         case Op::kIndex:
             err = cuda::index(IndexParams{static_cast<int32_t const*>(inputs[0]), static_cast<int64_t*>(outputs[0]),
-                                  static_cast<int64_t*>(outputs[1]), static_cast<int32_t*>(workspace), batch, seq},
+                                  static_cast<int32_t*>(outputs[1]), static_cast<int32_t*>(workspace), batch, seq},
                 stream);
             break;
         case Op::kGather:
@@ -264,6 +271,8 @@ public:
         mFieldCollection.nbFields = static_cast<int32_t>(mFields.size());
         mFieldCollection.fields = mFields.data();
     }
+    RouteCreator(RouteCreator const&) = delete;
+    RouteCreator& operator=(RouteCreator const&) = delete;
 
     // Every field is validated: known name, float32 scalar, in range; the op's field is required.
     IPluginV3* createPlugin(char const* name, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept override
@@ -274,8 +283,8 @@ public:
         for (int32_t i = 0; fc && i < fc->nbFields; ++i)
         {
             PluginField const& f = fc->fields[i];
-            if (!op.field || std::strcmp(f.name, op.field) != 0)
-                return fail(name, std::string("unknown field '") + f.name + "'");
+            if (!f.name || !op.field || std::strcmp(f.name, op.field) != 0)
+                return fail(name, std::string("unknown field '") + (f.name ? f.name : "(null)") + "'");
             if (f.type != PluginFieldType::kFLOAT32 || f.length != 1 || !f.data)
                 return fail(name, std::string("field '") + f.name + "' must be one float32");
             value = *static_cast<float const*>(f.data);
@@ -326,6 +335,11 @@ std::array<IPluginCreatorInterface*, size_t(Op::kCount)>& creators()
 IRX_EXPORT void setLoggerFinder(ILoggerFinder* finder)
 {
     irexport::trt::gLoggerFinder = finder;
+}
+
+IRX_EXPORT int32_t irexportPluginTensorRTMajor()
+{
+    return NV_TENSORRT_MAJOR;
 }
 
 // IPluginRegistry::loadLibrary and trtexec --dynamicPlugins register what this returns.
