@@ -203,20 +203,8 @@ int runEnqueue(char const* library, char const* casesPath, char const* dataDir)
         return 2;
     }
     std::vector<Case> cases;
-    try
-    {
-        cases = readCases(casesPath);
-    }
-    catch (std::exception const& e)
-    {
-        std::cerr << "irexport-plugin-harness: error: " << e.what() << "\n";
+    if (!readCasesAndLoad(library, casesPath, cases))
         return 2;
-    }
-    if (!registry().loadLibrary(library))
-    {
-        std::cerr << "irexport-plugin-harness: error: " << library << ": loadLibrary failed: " << registry().lastLoadError() << "\n";
-        return 2;
-    }
     int failed = 0;
     for (size_t i = 0; i < cases.size(); ++i)
     {

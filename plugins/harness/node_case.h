@@ -73,6 +73,10 @@ struct FieldCopy
 // (plugin_version, plugin_namespace) are not passed. Unusable attribute types are added to fails.
 Fields fieldsFromNode(PluginFieldCollection const* names, Case const& c, std::vector<std::string>& fails);
 
+// Reads the cases and loads the plugin library through the stand-in registry's loadLibrary; false after
+// printing one error line (plugin_harness.cpp).
+bool readCasesAndLoad(char const* library, char const* casesPath, std::vector<Case>& cases);
+
 template <typename T>
 T* capability(IPluginV3* plugin, PluginCapabilityType type)
 {

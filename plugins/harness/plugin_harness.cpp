@@ -29,6 +29,34 @@ using namespace nvinfer1;
 using namespace irexport::harness;
 using namespace irexport::standin;
 
+namespace irexport::harness {
+
+bool readCasesAndLoad(char const* library, char const* casesPath, std::vector<Case>& cases)
+{
+    try
+    {
+        cases = readCases(casesPath);
+    }
+    catch (std::exception const& e)
+    {
+        std::cerr << "irexport-plugin-harness: error: " << e.what() << "\n";
+        return false;
+    }
+    if (cases.empty())
+    {
+        std::cerr << "irexport-plugin-harness: error: " << casesPath << ": no cases\n";
+        return false;
+    }
+    if (!registry().loadLibrary(library))
+    {
+        std::cerr << "irexport-plugin-harness: error: " << library << ": loadLibrary failed: " << registry().lastLoadError() << "\n";
+        return false;
+    }
+    return true;
+}
+
+} // namespace irexport::harness
+
 namespace {
 
 // ---- the contract of one node -------------------------------------------------------------------
@@ -235,26 +263,8 @@ std::vector<std::string> checkCase(Case const& c)
 int runContract(char const* library, char const* casesPath)
 {
     std::vector<Case> cases;
-    try
-    {
-        cases = readCases(casesPath);
-    }
-    catch (std::exception const& e)
-    {
-        std::cerr << "irexport-plugin-harness: error: " << e.what() << "\n";
+    if (!readCasesAndLoad(library, casesPath, cases))
         return 2;
-    }
-    if (cases.empty())
-    {
-        std::cerr << "irexport-plugin-harness: error: " << casesPath << ": no cases\n";
-        return 2;
-    }
-    void* handle = registry().loadLibrary(library);
-    if (!handle)
-    {
-        std::cerr << "irexport-plugin-harness: error: " << library << ": loadLibrary failed: " << registry().lastLoadError() << "\n";
-        return 2;
-    }
     int failed = 0;
     for (auto const& problem : registry().problems())
     {
