@@ -7,6 +7,7 @@ exists to catch."""
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import subprocess
 import sys
@@ -53,15 +54,24 @@ def test_every_routing_node_of_every_export_conforms(plugin_build, every_export,
 
 
 def standin(build):
-    """The harness's stand-in libnvinfer.so.<major>."""
-    return next((build / "standin").glob("libnvinfer.so.*[0-9]"))
+    """The harness's stand-in libnvinfer.so.<major of the plugin library's headers>."""
+    major = ctypes.CDLL(str(build / "libirexport_plugins.so")).irexportPluginTensorRTMajor()
+    return build / "standin" / f"libnvinfer.so.{major}"
 
 
 def test_registration_under_each_loader_style(plugin_build):
     result = harness(plugin_build, "loaders", plugin_build / "libirexport_plugins.so",
                      plugin_build / "libirexport_plugins_register.so", standin(plugin_build))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("ok ") >= 14 and "FAIL" not in result.stdout
+    assert result.stdout.count("ok ") == 15 and "FAIL" not in result.stdout
+
+
+def test_register_library_loads_tensorrt_by_soname_when_loaded_first(plugin_build):
+    """polygraphy run loads --plugins libraries before it imports tensorrt."""
+    env = {**os.environ, "LD_LIBRARY_PATH": str(standin(plugin_build).parent)}
+    result = subprocess.run([str(plugin_build / "irexport-plugin-harness"), "register-first",
+                             str(plugin_build / "libirexport_plugins_register.so")], capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and "registers 6 creators" in result.stdout, result.stdout + result.stderr
 
 
 def test_register_library_without_tensorrt_says_so_and_registers_nothing(plugin_build):
@@ -69,7 +79,8 @@ def test_register_library_without_tensorrt_says_so_and_registers_nothing(plugin_
     code = f"import ctypes; ctypes.CDLL({str(plugin_build / 'libirexport_plugins_register.so')!r}); print('loaded')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "loaded"
-    assert result.stderr.count("\n") == 1 and "no libnvinfer.so." in result.stderr and "nothing registered" in result.stderr
+    assert any(line.startswith("irexport plugins: libnvinfer.so.") and "cannot be found; nothing registered" in line
+               for line in result.stderr.splitlines()), result.stderr
 
 
 def test_loaders_refuse_a_plugin_library_of_another_tensorrt_major(plugin_build):
@@ -78,6 +89,8 @@ def test_loaders_refuse_a_plugin_library_of_another_tensorrt_major(plugin_build)
     check_plugin_major(library, f"{major}.1.0")
     with pytest.raises(IrexportError, match=f"built against TensorRT {major} headers, this is TensorRT {major - 1}.8.0"):
         check_plugin_major(library, f"{major - 1}.8.0")
+    with pytest.raises(IrexportError, match="not an irexport plugin library"):
+        check_plugin_major(plugin_build / "libirexport_host.so", f"{major}.1.0")
 
 
 def test_plugins_check_command(plugin_build, exported, cli):

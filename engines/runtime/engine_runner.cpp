@@ -173,12 +173,13 @@ char const* typeName(DataType type)
 // layout between 10 and 11); another major is refused before TensorRT calls into it. Other libraries pass.
 static void checkPluginMajor(std::string const& lib)
 {
-    void* handle = dlopen(lib.c_str(), RTLD_LAZY | RTLD_LOCAL); // the library registers nothing when loaded
+    // kept mapped (NODELETE): a library that registers itself when loaded must not leave dangling creators;
+    // TensorRT's loadLibrary then gets the same instance
+    void* handle = dlopen(lib.c_str(), RTLD_LAZY | RTLD_LOCAL | RTLD_NODELETE);
     if (!handle)
         throw InputError(lib + ": cannot load this plugin library (" + dlerror() + ")");
     auto major = reinterpret_cast<int32_t (*)()>(dlsym(handle, "irexportPluginTensorRTMajor"));
     int32_t const built = major ? major() : NV_TENSORRT_MAJOR;
-    dlclose(handle);
     if (built != NV_TENSORRT_MAJOR)
         throw InputError(lib + ": built for TensorRT " + std::to_string(built) + ", this runtime is TensorRT " +
             std::to_string(NV_TENSORRT_MAJOR) + " (rebuild it against this TensorRT)");

@@ -44,11 +44,14 @@ def check(args) -> int:
     build = args.build_dir
     harness, library, register = (build / "irexport-plugin-harness", build / "libirexport_plugins.so",
                                   build / "libirexport_plugins_register.so")
-    standin = sorted((build / "standin").glob("libnvinfer.so.*"))  # the harness's stand-in libnvinfer
-    for path in (harness, library, register, *(standin or [build / "standin" / "libnvinfer.so.N"])):
+    for path in (harness, library, register):
         if not path.is_file():
             raise IrexportError(f"{path}: not found; build it with `irexport plugins build` (needs CUDA and the TensorRT "
                                 "headers: --tensorrt-root DIR)")
+    import ctypes
+
+    # the harness's stand-in libnvinfer, of the major the plugin library was built for
+    standin = build / "standin" / f"libnvinfer.so.{ctypes.CDLL(str(library.resolve())).irexportPluginTensorRTMajor()}"
     files = []
     for export in args.exports:
         found = sorted(export.glob("*.onnx")) if export.is_dir() else [export]
@@ -64,7 +67,7 @@ def check(args) -> int:
         log(f"{count} distinct routing-node signatures in {len(files)} ONNX file(s)")
         codes = [subprocess.run([str(harness), *step]).returncode
                  for step in (["contract", str(library), str(cases)] if count else [],
-                              ["loaders", str(library), str(register), str(standin[0])]) if step]
+                              ["loaders", str(library), str(register), str(standin)]) if step]
     if any(code not in (0, 1) for code in codes):
         raise IrexportError(f"{harness} could not run (exit codes {codes})")
     return 1 if any(codes) else 0

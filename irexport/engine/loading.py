@@ -59,7 +59,7 @@ def load_plugin_library(trt, path: Path) -> None:
     key = str(path.resolve())
     if key in _LOADED:
         return
-    check_plugin_major(path, trt.__version__)
+    check_plugin_major(Path(key), trt.__version__)
     handle = trt.get_plugin_registry().load_library(key)
     if handle is None:
         raise IrexportError(f"{path}: TensorRT could not load this plugin library (built for another TensorRT or CUDA, "

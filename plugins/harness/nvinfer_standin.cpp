@@ -1,28 +1,30 @@
-// A stand-in libnvinfer.so.<major> (built into standin/, never installed): the entry points a plugin
-// library looks up in TensorRT, forwarding to the registry and logger the harness installs. The harness
-// loads it RTLD_LOCAL, as Python's tensorrt loads the real one, so a library that finds TensorRT any
-// other way than by soname fails here as it would in Polygraphy.
+// A stand-in libnvinfer.so.<major> (built into standin/, never installed): the two entry points a plugin
+// library looks up in TensorRT, answered by the harness program (irexportHarnessRegistry / Logger). The
+// harness loads it RTLD_LOCAL, as Python's tensorrt loads the real one, or lets the library under test load
+// it by soname, so a library that finds TensorRT any other way fails here as it would in Polygraphy.
 #include <NvInferRuntime.h>
 
-namespace {
-nvinfer1::IPluginRegistry* gRegistry = nullptr;
-nvinfer1::ILogger* gLogger = nullptr;
-} // namespace
+#include <dlfcn.h>
 
 #define IRX_EXPORT extern "C" __attribute__((visibility("default")))
 
-IRX_EXPORT void irexportStandinInstall(nvinfer1::IPluginRegistry* registry, nvinfer1::ILogger* logger)
+namespace {
+
+template <typename T>
+T* fromHarness(char const* symbol)
 {
-    gRegistry = registry;
-    gLogger = logger;
+    auto get = reinterpret_cast<T* (*) ()>(dlsym(RTLD_DEFAULT, symbol));
+    return get ? get() : nullptr;
 }
+
+} // namespace
 
 IRX_EXPORT nvinfer1::IPluginRegistry* getPluginRegistry() noexcept
 {
-    return gRegistry;
+    return fromHarness<nvinfer1::IPluginRegistry>("irexportHarnessRegistry");
 }
 
 IRX_EXPORT nvinfer1::ILogger* getLogger() noexcept
 {
-    return gLogger;
+    return fromHarness<nvinfer1::ILogger>("irexportHarnessLogger");
 }

@@ -7,6 +7,8 @@
 //   irexport-plugin-harness loaders PLUGIN_LIB REGISTER_LIB NVINFER_STANDIN
 //                                                      registration under each loader style (NVINFER_STANDIN:
 //                                                      standin/libnvinfer.so.<major>, built with the harness)
+//   irexport-plugin-harness register-first REGISTER_LIB   the register library loaded before TensorRT (Polygraphy's
+//                                                      order); LD_LIBRARY_PATH must reach standin/
 //   irexport-plugin-harness enqueue PLUGIN_LIB CASES DATA_DIR
 //                                                      (GPU) each case's plugin run on inputs from DATA_DIR (enqueue.cpp)
 //
@@ -308,13 +310,12 @@ int runLoaders(char const* library, char const* registerLibrary, char const* nvi
 
     // TensorRT as Python's tensorrt loads it: privately (RTLD_LOCAL), found by others only by its soname
     void* nvinfer = dlopen(nvinferStandin, RTLD_NOW | RTLD_LOCAL);
-    auto install = nvinfer ? reinterpret_cast<void (*)(IPluginRegistry*, ILogger*)>(dlsym(nvinfer, "irexportStandinInstall")) : nullptr;
-    if (!install)
+    auto getRegistry = nvinfer ? reinterpret_cast<IPluginRegistry* (*) ()>(dlsym(nvinfer, "getPluginRegistry")) : nullptr;
+    if (!getRegistry || getRegistry() != &reg)
     {
         std::cerr << "irexport-plugin-harness: error: " << nvinferStandin << ": not the harness's stand-in libnvinfer\n";
         return 2;
     }
-    install(&reg, &logger());
 
     // a plain dlopen of the plugin library registers nothing (no load-time side effects)
     void* plain = dlopen(library, RTLD_NOW | RTLD_LOCAL);
@@ -346,6 +347,8 @@ int runLoaders(char const* library, char const* registerLibrary, char const* nvi
     for (auto const& e : reg.entries())
         namespaced &= e.ns == "irexport" && expected.count(e.creator);
     check(namespaced, "every creator is registered under the namespace 'irexport'");
+    check(reg.loadLibrary(library) == nullptr && reg.entries().size() == static_cast<size_t>(n),
+        "a second loadLibrary is refused and leaves the first one's creators registered");
     reg.deregisterLibrary(handle);
     check(reg.entries().empty(), "deregisterLibrary removes them all (a --no-plugins build sees none)");
 
@@ -372,16 +375,37 @@ int runLoaders(char const* library, char const* registerLibrary, char const* nvi
     return failed ? 1 : 0;
 }
 
+// Polygraphy's order: the register library is loaded before anything has loaded TensorRT; it must load
+// libnvinfer.so.<major> by soname itself (the caller puts the stand-in's folder on LD_LIBRARY_PATH).
+int runRegisterFirst(char const* registerLibrary)
+{
+    std::string const soname = "libnvinfer.so." + std::to_string(NV_TENSORRT_MAJOR);
+    if (dlopen(soname.c_str(), RTLD_LAZY | RTLD_NOLOAD))
+    {
+        std::cerr << "irexport-plugin-harness: error: " << soname << " is loaded already\n";
+        return 2;
+    }
+    void* registering = dlopen(registerLibrary, RTLD_NOW | RTLD_LOCAL);
+    bool const loaded = registering && dlopen(soname.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+    size_t const registered = registry().entries().size();
+    std::cout << (registering && loaded && registered > 0 ? "ok   " : "FAIL ") << "the register library, loaded first, loads "
+              << soname << " by soname and registers " << registered << " creators"
+              << (registering ? "" : std::string(": ") + dlerror()) << "\n";
+    return registering && loaded && registered > 0 ? 0 : 1;
+}
+
 } // namespace
 
 int main(int argc, char** argv)
 {
     std::string const usage = "usage: irexport-plugin-harness contract PLUGIN_LIB CASES | loaders PLUGIN_LIB REGISTER_LIB NVINFER_STANDIN | "
-                              "enqueue PLUGIN_LIB CASES DATA_DIR";
+                              "register-first REGISTER_LIB | enqueue PLUGIN_LIB CASES DATA_DIR";
     if (argc == 4 && std::strcmp(argv[1], "contract") == 0)
         return runContract(argv[2], argv[3]);
     if (argc == 5 && std::strcmp(argv[1], "loaders") == 0)
         return runLoaders(argv[2], argv[3], argv[4]);
+    if (argc == 3 && std::strcmp(argv[1], "register-first") == 0)
+        return runRegisterFirst(argv[2]);
     if (argc == 5 && std::strcmp(argv[1], "enqueue") == 0)
         return runEnqueue(argv[2], argv[3], argv[4]);
     std::cerr << usage << "\n";

@@ -232,10 +232,11 @@ IPluginRegistry::PluginLibraryHandle Registry::loadLibrary(AsciiChar const* plug
     int32_t n = 0;
     IPluginCreatorInterface* const* creators = getCreators(n);
     mLoading = false;
+    size_t const before = mEntries.size(); // dlopen of a loaded library returns its handle: keep earlier loads' entries
     for (int32_t i = 0; creators && i < n; ++i)
         if (!creators[i] || !add(*creators[i], nullptr, handle))
         {
-            deregisterLibrary(handle);
+            mEntries.resize(before);
             dlclose(handle);
             mLastLoadError = "creator " + std::to_string(i) + " is registered already (or is no IPluginCreatorV3One)";
             return nullptr;
@@ -299,3 +300,15 @@ Registry& registry()
 }
 
 } // namespace irexport::standin
+
+// What the stand-in libnvinfer's getPluginRegistry / getLogger return (named apart from TensorRT's entry
+// points, so a library under test cannot bind to the harness instead of to libnvinfer).
+extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginRegistry* irexportHarnessRegistry()
+{
+    return &irexport::standin::registry();
+}
+
+extern "C" __attribute__((visibility("default"))) nvinfer1::ILogger* irexportHarnessLogger()
+{
+    return &irexport::standin::logger();
+}

@@ -162,7 +162,8 @@ private:
     std::string mLastLoadError;
 };
 
-// The process-wide stand-ins (the stand-in libnvinfer's getPluginRegistry() / getLogger() return them).
+// The process-wide stand-ins (the stand-in libnvinfer's getPluginRegistry() / getLogger() return them,
+// through irexportHarnessRegistry / irexportHarnessLogger).
 Logger& logger();
 Registry& registry();
 

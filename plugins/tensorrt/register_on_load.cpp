@@ -4,10 +4,12 @@
 // (irexport, the C++ runtime, trtexec --dynamicPlugins) take libirexport_plugins.so itself, which
 // registers nothing on its own, so no registry call ever happens from inside loadLibrary.
 //
-// TensorRT is found by soname (libnvinfer.so.<major of the headers>) among the libraries already loaded,
-// RTLD_LOCAL ones included (Python's tensorrt loads libnvinfer privately), so this library links no
-// TensorRT, cannot bind to a TensorRT of another major (whose interfaces differ), and says so in one line
-// on stderr when it finds none.
+// TensorRT is found by soname (libnvinfer.so.<major of the headers>): among the libraries already loaded,
+// RTLD_LOCAL ones included (Python's tensorrt loads libnvinfer privately), else loaded by that soname
+// (polygraphy run loads plugins before it imports tensorrt; a system install is found by the loader, a
+// wheel's through LD_LIBRARY_PATH). So this library links no TensorRT, cannot bind to a TensorRT of another
+// major (whose interfaces differ), and says so in one line on stderr when it finds none. The lean and
+// dispatch runtimes (no libnvinfer.so.<major>) are not served: load libirexport_plugins.so with loadLibrary.
 #include <NvInferRuntime.h>
 
 #include <dlfcn.h>
@@ -40,15 +42,19 @@ public:
 
 __attribute__((constructor)) void registerCreators()
 {
-    // only if already loaded (takes a reference, never loads); not RTLD_DEFAULT, which could be another major's
+    // by soname only, never RTLD_DEFAULT, which could be another major's
     void* nvinfer = dlopen(kNvinfer, RTLD_LAZY | RTLD_NOLOAD);
+    if (!nvinfer)
+        nvinfer = dlopen(kNvinfer, RTLD_LAZY | RTLD_LOCAL);
     auto getRegistry = nvinfer ? reinterpret_cast<GetRegistry>(dlsym(nvinfer, "getPluginRegistry")) : nullptr;
     gGetLogger = nvinfer ? reinterpret_cast<GetLogger>(dlsym(nvinfer, "getLogger")) : nullptr;
     IPluginRegistry* registry = getRegistry ? getRegistry() : nullptr;
     if (registry == nullptr)
     {
-        std::fprintf(stderr, "irexport plugins: no %s in this process (load TensorRT %d first); nothing registered\n",
-            kNvinfer, NV_TENSORRT_MAJOR);
+        std::fprintf(stderr,
+            "irexport plugins: %s %s; nothing registered (import TensorRT %d first, or put its library folder on "
+            "LD_LIBRARY_PATH)\n",
+            kNvinfer, nvinfer ? "has no plugin registry" : "cannot be found", NV_TENSORRT_MAJOR);
         return;
     }
     static TensorRTLoggerFinder finder;
