@@ -84,6 +84,29 @@ def test_export_is_byte_identical(tmp_path, exported, cli):
     assert first["graphs"] == again["graphs"] and first["source"]["sha256"] == again["source"]["sha256"]
 
 
+def test_export_is_byte_identical_across_processes(tmp_path, exported):
+    """Memory addresses differ only between processes: every file of two exports made in two processes is
+    the same, and no exporter debug trail is left in the graphs."""
+    import subprocess
+    import sys
+
+    import onnx
+
+    _, model_dir = exported("informed", "compact")
+    outs = [tmp_path / "one", tmp_path / "two"]
+    for out in outs:
+        run = subprocess.run([sys.executable, "-m", "irexport.cli.main", "export", str(model_dir), "-o", str(out)],
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+    files = sorted(p.name for p in outs[0].iterdir())
+    assert files == sorted(p.name for p in outs[1].iterdir()) and {"model.onnx", "decode.onnx", "manifest.json"} <= set(files)
+    for name in files:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    for name in ("model.onnx", "decode.onnx"):
+        proto = onnx.load(str(outs[0] / name), load_external_data=False)
+        assert not proto.graph.metadata_props and not any(n.metadata_props for n in proto.graph.node), name
+
+
 def test_generate_command_matches_the_reference(exported, cli, tmp_path):
     from irexport.generate import greedy_reference
 

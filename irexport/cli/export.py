@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
                         "compute then select, the research semantics (default: compact)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"), help="default: float32")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output directory")
+    p.add_argument("--keep-exporter-metadata", action="store_true",
+                   help="keep torch.onnx's per-node debug metadata (module paths, stack traces; holds memory addresses, "
+                        "so exports are no longer byte-identical across processes)")
     p.set_defaults(func=main)
 
 
@@ -29,7 +32,7 @@ def main(args) -> int:
 
     model = load_model(args.model)
     manifest = export(model, args.output, strategy=args.strategy, dtype=args.dtype, overwrite=args.overwrite,
-                      source_dir=args.model, log=log)
+                      source_dir=args.model, log=log, keep_exporter_metadata=args.keep_exporter_metadata)
     ops = ", ".join(op["name"] for op in manifest["custom_ops"])
     log(f"wrote {args.output} (custom ops: {ops})")
     return 0

@@ -44,7 +44,21 @@ def checkpoint_hash(model_dir: Path) -> str:
     return h.hexdigest()
 
 
-def export_graph(model, graph: str, strategy: str, dtype: torch.dtype):
+def strip_exporter_metadata(proto) -> None:
+    """Drop torch.onnx's debug trail: per-node module paths, FX nodes and stack traces, the exported
+    program's signature. It holds Python memory addresses (so re-exports differ between processes) and
+    source paths, and no runtime reads it."""
+    graph = proto.graph
+    for node in graph.node:
+        del node.metadata_props[:]
+        node.ClearField("doc_string")
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info) + list(graph.initializer):
+        del value.metadata_props[:]
+    del graph.metadata_props[:]
+    graph.ClearField("doc_string")
+
+
+def export_graph(model, graph: str, strategy: str, dtype: torch.dtype, keep_exporter_metadata: bool = False):
     """One graph as an onnx.ModelProto with the routing ops' function bodies attached."""
 
     wrapper = (graphs.Prefill if graph == "prefill" else graphs.Decode)(model, strategy)
@@ -63,6 +77,8 @@ def export_graph(model, graph: str, strategy: str, dtype: torch.dtype):
     proto = program.model_proto
     # torch.onnx's optimizer inlines functions, so the bodies are attached after it
     used = attach_functions(proto)
+    if not keep_exporter_metadata:
+        strip_exporter_metadata(proto)
     return proto, used, inputs, outputs
 
 
@@ -90,7 +106,7 @@ def _save(proto, path: Path) -> None:
 
 
 def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", overwrite: bool = False,
-           source_dir: Path | None = None, log=lambda msg: None) -> dict:
+           source_dir: Path | None = None, log=lambda msg: None, keep_exporter_metadata: bool = False) -> dict:
     """Write model.onnx, decode.onnx and manifest.json into ``out_dir`` atomically; returns the manifest."""
     if strategy not in STRATEGIES:
         raise IrexportError(f"unknown strategy {strategy!r} (expected one of {', '.join(STRATEGIES)})")
@@ -118,7 +134,7 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         for graph, filename in GRAPH_FILES.items():
             log(f"exporting the {graph} graph ({strategy}, {dtype})")
-            proto, used, inputs, outputs = export_graph(model, graph, strategy, DTYPES[dtype])
+            proto, used, inputs, outputs = export_graph(model, graph, strategy, DTYPES[dtype], keep_exporter_metadata)
             _save(proto, tmp / filename)
             used_ops.update(used)
             manifest["graphs"][graph] = {"file": filename, "inputs": _io(proto, inputs), "outputs": _io(proto, outputs),
