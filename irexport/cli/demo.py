@@ -44,7 +44,8 @@ def main(args) -> int:
                                 text=["Token-routed models skip work per token.", "irexport makes them deployable."],
                                 dtype="float32", mode="masked"))
     log(f"step 4/{steps}: export {onnx_dir} (this takes a minute)")
-    export.main(argparse.Namespace(model=model_dir, output=onnx_dir, strategy="compact", dtype="float32", overwrite=True))
+    export.main(argparse.Namespace(model=model_dir, output=onnx_dir, strategy="compact", dtype="float32", overwrite=True,
+                                   keep_exporter_metadata=False))
     backends = ("onnxrt",)
     if args.tensorrt:
         log(f"step 5/{steps}: build TensorRT engines ({build.RECIPES / 'demo.yaml'})")
