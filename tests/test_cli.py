@@ -111,3 +111,45 @@ def test_import_and_help_need_no_heavy_packages():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "usage: irexport" in result.stdout
+
+
+def test_an_internal_error_has_its_own_exit_code_and_one_line(cli, model_dir, monkeypatch):
+    """A crash is never read as a failed check (1) or bad input (2): exit 70, one line, traceback with --debug."""
+    import irexport.cli.inspect as inspect_cli
+
+    def crash(args):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(inspect_cli, "main", crash)
+    code, _, err = cli("inspect", model_dir)
+    assert code == 70
+    assert err.count("\n") == 1 and "internal error in 'inspect' (ZeroDivisionError: division by zero)" in err
+    assert "Traceback" not in err
+    with pytest.raises(ZeroDivisionError):
+        cli("--debug", "inspect", model_dir)
+    monkeypatch.setenv("IREXPORT_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        cli("inspect", model_dir)
+
+
+def test_sigterm_during_an_export_leaves_nothing(model_dir, tmp_path):
+    """SIGTERM (CI timeouts, container stops) is handled like Ctrl-C: exit 130, no partial output, and an
+    existing output directory is left as it was."""
+    import signal
+    import time
+
+    out = tmp_path / "exported"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous output")
+    proc = subprocess.Popen([sys.executable, "-m", "irexport.cli.main", "export", str(model_dir), "-o", str(out),
+                             "--overwrite"], stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait until the export is under way
+        if "exporting the prefill graph" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exported"]  # no .partial directory
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]

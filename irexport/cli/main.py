@@ -1,12 +1,17 @@
 """``irexport`` entry point: parses arguments and turns bad input into one line and exit code 2.
 
-Exit codes: 0 success, 1 a check failed (parity and the like), 2 bad input or usage, 130 interrupted.
+Exit codes: 0 success, 1 a check failed (parity and the like), 2 bad input or usage, 70 internal error
+(a bug in irexport: one line, the traceback with --debug or IREXPORT_DEBUG=1), 130 interrupted (SIGINT or
+SIGTERM; nothing half-written is kept). CI can tell a crash from a failed check.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 
 from .. import __version__
 from ..errors import IrexportError
@@ -14,6 +19,8 @@ from . import build, convert, demo, export, generate, init, inspect, parity, par
 
 COMMANDS = (init, convert, run, inspect, export, build, parity, parity_matrix, generate, plugins, demo)
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE
+EXIT_INTERRUPTED = 130
 OPTIONAL = {"onnx": "onnx", "onnxscript": "onnx", "onnxruntime": "onnx"}
 
 
@@ -24,29 +31,52 @@ def build_parser() -> argparse.ArgumentParser:
                     "TensorRT engines with CUDA plugins, parity, and generation.",
     )
     parser.add_argument("--version", action="version", version=f"irexport {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an internal error (also: IREXPORT_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
     return parser
 
 
+def _terminate(signum, frame):
+    """SIGTERM (CI timeouts, container stops) unwinds like Ctrl-C: outputs in progress are removed."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("IREXPORT_DEBUG", "") not in ("", "0")
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        return _run(args, debug)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args, debug)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args, debug: bool) -> int:
     try:
         return args.func(args) or 0
     except IrexportError as e:
         print(f"irexport: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except ModuleNotFoundError as e:
-        top = (e.name or "").split(".")[0]
-        if top not in OPTIONAL:
-            raise
-        print(f"irexport: error: '{args.command}' needs the {top} package, which is not installed "
-              f"(pip install 'irexport[{OPTIONAL[top]}]')", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("irexport: interrupted (no partial output was kept)", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - a missing optional package is bad input; anything else is a bug
+        top = (e.name or "").split(".")[0] if isinstance(e, ModuleNotFoundError) else None
+        if top in OPTIONAL:
+            print(f"irexport: error: '{args.command}' needs the {top} package, which is not installed "
+                  f"(pip install 'irexport[{OPTIONAL[top]}]')", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if debug:
+            raise
+        detail = str(e).splitlines()[0] if str(e) else ""
+        print(f"irexport: internal error in '{args.command}' ({type(e).__name__}{': ' + detail if detail else ''}); "
+              "this is a bug in irexport: rerun with --debug for the traceback", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":
