@@ -192,3 +192,14 @@ def test_plugins_build_command(tmp_path, cli):
     code, _, err = cli("plugins", "build", "--build-dir", tmp_path / "b")
     assert code == 0, err
     assert (tmp_path / "b" / "libirexport_host.so").is_file() and "built in" in err
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--tensorrt-root", "{tmp}", "no TensorRT headers here"),
+    ("--cuda-archs", "90;sm_80", "expected CUDA architectures"),
+    ("--cuda-archs", "90 -DEVIL=1", "expected CUDA architectures"),
+])
+def test_plugins_build_refuses_bad_flags_before_cmake(tmp_path, cli, flag, value, message):
+    code, _, err = cli("plugins", "build", "--build-dir", tmp_path / "b", flag, value.format(tmp=tmp_path))
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "b").exists()

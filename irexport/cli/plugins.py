@@ -74,6 +74,7 @@ def check(args) -> int:
 
 
 def main(args) -> int:
+    import re
     import shutil
     import subprocess
 
@@ -85,8 +86,13 @@ def main(args) -> int:
         raise IrexportError("cmake is not installed (pip install cmake, or your system's package)")
     configure = ["cmake", "-S", str(SOURCE), "-B", str(args.build_dir)]
     if args.tensorrt_root:
+        if not (args.tensorrt_root / "include" / "NvInferRuntime.h").is_file():
+            raise IrexportError(f"{args.tensorrt_root}: no TensorRT headers here (expected include/NvInferRuntime.h)")
         configure.append(f"-DTensorRT_ROOT={args.tensorrt_root.resolve()}")
     if args.cuda_archs:
+        if not re.fullmatch(r"(\d+a?(-real|-virtual)?)(;\d+a?(-real|-virtual)?)*|native|all|all-major", args.cuda_archs):
+            raise IrexportError(f"--cuda-archs {args.cuda_archs!r}: expected CUDA architectures such as '90' or '80;90' "
+                                "(or native, all, all-major)")
         configure.append(f"-DCMAKE_CUDA_ARCHITECTURES={args.cuda_archs}")
     for step in (configure, ["cmake", "--build", str(args.build_dir), "-j"]):
         log(" ".join(step))
