@@ -27,6 +27,7 @@ from .engine.loading import (
     load_plugin_library,
     require_tensorrt,
     sha256,
+    version_tuple,
 )
 from .errors import IrexportError
 from .jsonrecord import read_json_record
@@ -69,7 +70,7 @@ def check_tensorrt_version(report: dict, installed: str, where: str) -> None:
     that version or a newer one of the same major."""
     built = report["tensorrt_version"]
     same_major = built.split(".")[0] == installed.split(".")[0]
-    if installed != built and not (report["version_compatible"] and same_major and _version(installed) >= _version(built)):
+    if installed != built and not (report["version_compatible"] and same_major and version_tuple(installed) >= version_tuple(built)):
         raise IrexportError(f"{where}: built with TensorRT {built}, this is TensorRT {installed} (rebuild, or build "
                             "with version_compatible: true to load in newer runtimes)")
 
@@ -198,6 +199,3 @@ class EngineGenerator:
             outs = self.decode.run({"input_ids": token, "attention_mask": mask, **cache_feed(outs, self.layers)})
         return torch.cat(generated, 1).cpu().numpy()
 
-
-def _version(text: str) -> tuple:
-    return tuple(int(p) for p in text.split(".") if p.isdigit())

@@ -6,7 +6,6 @@ exists to catch."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 import torch
 
 from conftest import FAMILY_SETTINGS, tensorrt_headers
-from irexport.engine.loading import check_plugin_major
+from irexport.engine.loading import check_plugin_major, plugin_tensorrt_major
 from irexport.errors import IrexportError
 from irexport.ops import OPS, torch_ops
 from irexport.ops.plugin_cases import node_cases, write_cases
@@ -55,8 +54,7 @@ def test_every_routing_node_of_every_export_conforms(plugin_build, every_export,
 
 def standin(build):
     """The harness's stand-in libnvinfer.so.<major of the plugin library's headers>."""
-    major = ctypes.CDLL(str(build / "libirexport_plugins.so")).irexportPluginTensorRTMajor()
-    return build / "standin" / f"libnvinfer.so.{major}"
+    return build / "standin" / f"libnvinfer.so.{plugin_tensorrt_major(build / 'libirexport_plugins.so')}"
 
 
 def test_registration_under_each_loader_style(plugin_build):
@@ -85,7 +83,7 @@ def test_register_library_without_tensorrt_says_so_and_registers_nothing(plugin_
 
 def test_loaders_refuse_a_plugin_library_of_another_tensorrt_major(plugin_build):
     library = plugin_build / "libirexport_plugins.so"
-    major = ctypes.CDLL(str(library)).irexportPluginTensorRTMajor()
+    major = plugin_tensorrt_major(library)
     check_plugin_major(library, f"{major}.1.0")
     with pytest.raises(IrexportError, match=f"built against TensorRT {major} headers, this is TensorRT {major - 1}.8.0"):
         check_plugin_major(library, f"{major - 1}.8.0")

@@ -25,6 +25,13 @@ def add_parser(sub) -> None:
     p.set_defaults(func=main)
 
 
+def _parsed(*argv) -> argparse.Namespace:
+    """A step's arguments as the real parser makes them, so each subcommand's defaults live in one place."""
+    from .main import build_parser
+
+    return build_parser().parse_args([str(a) for a in argv])
+
+
 def main(args) -> int:
     from ..engine.loading import require_tensorrt
     from . import build, export, init, inspect, parity, run
@@ -33,33 +40,28 @@ def main(args) -> int:
     if args.tensorrt:
         require_tensorrt()  # fail now, not after the export
     model_dir, ref_dir, onnx_dir = args.dir / "model", args.dir / "reference", args.dir / "onnx"
+    plugins = ["--plugins", args.plugins] if args.plugins else []
     log(f"step 1/{steps}: init {model_dir}")
-    init.main(argparse.Namespace(output=model_dir, family=args.family, arch="llama", seed=0, layers=None, hidden_size=None,
-                                 intermediate_size=None, heads=None, kv_heads=None, units="attention,mlp", pooling=None,
-                                 capacity=None, overwrite=True))
+    init.main(_parsed("init", model_dir, "--family", args.family, "--overwrite"))
     log(f"step 2/{steps}: inspect {model_dir}")
-    inspect.main(argparse.Namespace(model=model_dir, sample_batch=2, sample_tokens=128, seed=0, json=False))
+    inspect.main(_parsed("inspect", model_dir))
     log(f"step 3/{steps}: run the reference into {ref_dir}")
-    run.main(argparse.Namespace(model=model_dir, input_ids=None, attention_mask=None, output=ref_dir, overwrite=True,
-                                text=["Token-routed models skip work per token.", "irexport makes them deployable."],
-                                dtype="float32", mode="masked"))
+    run.main(_parsed("run", model_dir, "-o", ref_dir, "--overwrite", "--text", "Token-routed models skip work per token.",
+                     "--text", "irexport makes them deployable."))
     log(f"step 4/{steps}: export {onnx_dir} (this takes a minute)")
-    export.main(argparse.Namespace(model=model_dir, output=onnx_dir, strategy="compact", dtype="float32", overwrite=True,
-                                   keep_exporter_metadata=False))
-    backends = ("onnxrt",)
+    export.main(_parsed("export", model_dir, "-o", onnx_dir, "--overwrite"))
+    backends = "onnxrt"
     if args.tensorrt:
         log(f"step 5/{steps}: build TensorRT engines ({build.RECIPES / 'demo.yaml'})")
-        build.main(argparse.Namespace(export_dir=onnx_dir, recipe=build.RECIPES / "demo.yaml", output=None,
-                                      plugins=args.plugins, no_plugins=False, timing_cache=None, overwrite=True))
-        backends = ("onnxrt", "trt")
-    log(f"step {steps - 1 if args.tensorrt else 5}/{steps}: parity of {' and '.join(backends)} against the reference")
-    code = parity.main(argparse.Namespace(export_dir=onnx_dir, model=None, inputs=ref_dir / "inputs.polygraphy.json",
-                                          batch=2, seq=16, seed=0, new_tokens=8, report=None, backends=backends,
-                                          engine=None, plugins=args.plugins))
+        build.main(_parsed("build", onnx_dir, "--recipe", build.RECIPES / "demo.yaml", "--overwrite", *plugins))
+        backends = "onnxrt,trt"
+    log(f"step {steps - 1 if args.tensorrt else 5}/{steps}: parity of {backends.replace(',', ' and ')} against the reference")
+    code = parity.main(_parsed("parity", onnx_dir, "--inputs", ref_dir / "inputs.polygraphy.json", "--backends", backends,
+                               *plugins))
     if args.tensorrt and code == 0:
         log(f"step 7/{steps}: generate with the TensorRT engines")
         from . import generate
 
-        code = generate.main(argparse.Namespace(export_dir=onnx_dir, prompt=["Token-routed models"], input_ids=None,
-                                                max_new_tokens=16, engine=onnx_dir / "engines" / "demo", plugins=args.plugins))
+        code = generate.main(_parsed("generate", onnx_dir, "--prompt", "Token-routed models", "--engine",
+                                     onnx_dir / "engines" / "demo", *plugins))
     return code

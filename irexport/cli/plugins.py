@@ -38,6 +38,7 @@ def check(args) -> int:
     import subprocess
     import tempfile
 
+    from ..engine.loading import plugin_tensorrt_major
     from ..errors import IrexportError
     from ..ops.plugin_cases import write_cases
 
@@ -48,10 +49,8 @@ def check(args) -> int:
         if not path.is_file():
             raise IrexportError(f"{path}: not found; build it with `irexport plugins build` (needs CUDA and the TensorRT "
                                 "headers: --tensorrt-root DIR)")
-    import ctypes
-
     # the harness's stand-in libnvinfer, of the major the plugin library was built for
-    standin = build / "standin" / f"libnvinfer.so.{ctypes.CDLL(str(library.resolve())).irexportPluginTensorRTMajor()}"
+    standin = build / "standin" / f"libnvinfer.so.{plugin_tensorrt_major(library.resolve())}"
     files = []
     for export in args.exports:
         found = sorted(export.glob("*.onnx")) if export.is_dir() else [export]
@@ -65,9 +64,9 @@ def check(args) -> int:
         except Exception as e:  # noqa: BLE001 - onnx's DecodeError and friends: a file that is not ONNX
             raise IrexportError(f"cannot read the routing nodes of {', '.join(map(str, files))}: {e}") from None
         log(f"{count} distinct routing-node signatures in {len(files)} ONNX file(s)")
-        codes = [subprocess.run([str(harness), *step]).returncode
-                 for step in (["contract", str(library), str(cases)] if count else [],
-                              ["loaders", str(library), str(register), str(standin)]) if step]
+        steps = [["contract", str(library), str(cases)]] if count else []
+        steps.append(["loaders", str(library), str(register), str(standin)])
+        codes = [subprocess.run([str(harness), *step]).returncode for step in steps]
     if any(code not in (0, 1) for code in codes):
         raise IrexportError(f"{harness} could not run (exit codes {codes})")
     return 1 if any(codes) else 0

@@ -17,7 +17,7 @@ from ..atomic import atomic_dir
 from ..errors import IrexportError
 from ..export.manifest import load_manifest
 from ..ops.spec import DOMAIN
-from .loading import load_plugin_library, require_tensorrt, sha256, unload_plugin_libraries
+from .loading import load_plugin_library, require_tensorrt, sha256, unload_plugin_libraries, version_tuple
 from .profiles import check_precision, input_shapes
 from .recipe import Recipe
 
@@ -82,11 +82,7 @@ def check_builder_version(version: str) -> None:
     """The exports need TensorRT >= 10.8 to build: its ONNX parser prefers a registered plugin over a
     model-local function from 10.7 on, and 10.8 fixed the import of functions whose input names (x,
     index, ... as in our bodies) alias a tensor of the graph."""
-    try:
-        major_minor = tuple(int(part) for part in version.split(".")[:2])
-    except ValueError:
-        major_minor = ()
-    if len(major_minor) < 2 or major_minor < MIN_BUILDER:
+    if version_tuple(version)[:2] < MIN_BUILDER:
         raise IrexportError(f"TensorRT {version} is too old to build irexport exports: TensorRT >= "
                             f"{'.'.join(map(str, MIN_BUILDER))} is needed (plugin lookup for routing nodes, local "
                             "function import); upgrade, or use the irexport docker image (docker/README.md)")

@@ -67,21 +67,29 @@ def load_plugin_library(trt, path: Path) -> None:
     _LOADED[key] = handle
 
 
-def check_plugin_major(path: Path, tensorrt_version: str) -> None:
-    """irexport's plugin library says which TensorRT major its headers were (ILogger / ILoggerFinder changed
-    layout between 10 and 11): another major is refused before TensorRT calls into it. Loading it to ask
-    registers nothing (the library has no load-time side effects)."""
+def version_tuple(text: str) -> tuple:
+    """'10.8.0.43' -> (10, 8, 0, 43); parts that are not numbers are left out."""
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+
+def plugin_tensorrt_major(path: Path) -> int:
+    """The TensorRT major of the headers irexport's plugin library was built with (ILogger / ILoggerFinder
+    changed layout between 10 and 11). Loading it to ask registers nothing (no load-time side effects)."""
     import ctypes
 
     try:
-        built = ctypes.CDLL(str(path)).irexportPluginTensorRTMajor()
+        return ctypes.CDLL(str(path)).irexportPluginTensorRTMajor()
     except OSError as e:
         raise IrexportError(f"{path}: cannot load this plugin library ({e})") from None
     except AttributeError:
         raise IrexportError(f"{path}: not an irexport plugin library of this version (no irexportPluginTensorRTMajor); "
                             "rebuild it with `irexport plugins build`") from None
-    major = tensorrt_version.split(".")[0]
-    if str(built) != major:
+
+
+def check_plugin_major(path: Path, tensorrt_version: str) -> None:
+    """A plugin library built for another TensorRT major is refused before TensorRT calls into it."""
+    built = plugin_tensorrt_major(path)
+    if (built,) != version_tuple(tensorrt_version)[:1]:
         raise IrexportError(f"{path}: built against TensorRT {built} headers, this is TensorRT {tensorrt_version}; "
                             "rebuild it with `irexport plugins build --tensorrt-root` pointing at this TensorRT")
 

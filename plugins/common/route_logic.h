@@ -50,7 +50,7 @@ struct IndexParams
 {
     const int32_t* execute; // [B, T] 0/1 (int32: TensorRT plugins take no bool I/O)
     int64_t* index; // [B, Tq], Tq = largest executed count; -1 padded
-    int32_t* tq; // 0-d: Tq, the size tensor of the data-dependent output (int32: what every TensorRT header asks for)
+    int32_t* tq; // 0-d: Tq, the size tensor of the data-dependent output (int32, as the TensorRT 11.1 headers ask)
     int32_t* workspace; // [B * (T + 1)] int32: packed positions, then per-sequence counts
     int32_t batch, seq;
 };

@@ -16,7 +16,6 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 
 namespace irexport::harness {
 
@@ -81,19 +80,11 @@ std::string runOne(Case const& c, std::string const& prefix)
     if (nIn != static_cast<int32_t>(c.inputs.size()))
         return "the data has " + std::to_string(nIn) + " inputs, the node " + std::to_string(c.inputs.size());
 
-    IPluginCreatorInterface* found = registry().getCreator(c.op.c_str(), c.version.c_str(), c.ns.c_str());
-    if (!found)
-        return "no creator registered for " + c.op;
-    auto* creator = static_cast<IPluginCreatorV3One*>(found);
     std::vector<std::string> fails;
-    Fields fields = fieldsFromNode(creator->getFieldNames(), c, fails);
-    if (!fails.empty())
-        return fails.front();
-    std::unique_ptr<IPluginV3> plugin(creator->createPlugin(c.label.c_str(), &fields.collection, TensorRTPhase::kBUILD));
-    auto* build = capability<IPluginV3OneBuild>(plugin.get(), PluginCapabilityType::kBUILD);
-    auto* runtime = capability<IPluginV3OneRuntime>(plugin.get(), PluginCapabilityType::kRUNTIME);
-    if (!build || !runtime)
-        return "createPlugin(kBUILD) failed";
+    NodePlugin node;
+    if (std::string const error = makeNodePlugin(c, node, fails); !error.empty() || !fails.empty())
+        return error.empty() ? fails.front() : error;
+    IPluginV3OneBuild* build = node.build;
 
     // output types and shapes at these concrete input shapes; a size tensor's dimension at its upper bound
     int32_t const nOut = build->getNbOutputs();
@@ -134,16 +125,12 @@ std::string runOne(Case const& c, std::string const& prefix)
     if (build->configurePlugin(dyn.data(), nIn, dyn.data() + nIn, nOut) != 0)
         return "configurePlugin failed";
     size_t const workspaceBytes = build->getWorkspaceSize(dyn.data(), nIn, dyn.data() + nIn, nOut);
-    FieldCopy serialized(runtime->getFieldsToSerialize());
-    std::unique_ptr<IPluginV3> restored(creator->createPlugin(c.label.c_str(), &serialized.store.collection, TensorRTPhase::kRUNTIME));
-    auto* restoredRuntime = capability<IPluginV3OneRuntime>(restored.get(), PluginCapabilityType::kRUNTIME);
-    if (!restoredRuntime)
-        return "createPlugin(kRUNTIME) failed";
-    ResourceContext context;
-    std::unique_ptr<IPluginV3> attached(restoredRuntime->attachToContext(&context));
-    auto* engineRuntime = capability<IPluginV3OneRuntime>(attached.get(), PluginCapabilityType::kRUNTIME);
-    if (!engineRuntime || engineRuntime->onShapeChange(desc.data(), nIn, desc.data() + nIn, nOut) != 0)
-        return "attachToContext / onShapeChange failed";
+    EnginePlugin engine;
+    if (std::string const error = makeEnginePlugin(node, c.label, engine); !error.empty())
+        return error;
+    IPluginV3OneRuntime* engineRuntime = engine.runtime;
+    if (engineRuntime->onShapeChange(desc.data(), nIn, desc.data() + nIn, nOut) != 0)
+        return "onShapeChange failed";
 
     // device buffers: inputs from the files, outputs poisoned
     std::vector<std::unique_ptr<DeviceBuffer>> buffers;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -116,21 +117,6 @@ size_t dataTypeSize(DataType t)
     }
 }
 
-void Fields::add(std::string name, void const* bytes, size_t size)
-{
-    names.push_back(std::move(name));
-    data.emplace_back(static_cast<char const*>(bytes), static_cast<char const*>(bytes) + size);
-}
-
-void Fields::finish(std::vector<std::pair<PluginFieldType, int32_t>> const& kinds)
-{
-    fields.clear();
-    for (size_t i = 0; i < names.size(); ++i)
-        fields.emplace_back(names[i].c_str(), data[i].data(), kinds[i].first, kinds[i].second);
-    collection.nbFields = static_cast<int32_t>(fields.size());
-    collection.fields = fields.data();
-}
-
 namespace {
 
 size_t fieldElementSize(PluginFieldType t)
@@ -152,22 +138,35 @@ size_t fieldElementSize(PluginFieldType t)
 
 } // namespace
 
-FieldCopy::FieldCopy(PluginFieldCollection const* fc)
+Fields::Fields(PluginFieldCollection const* fc)
 {
     for (int32_t i = 0; fc && i < fc->nbFields; ++i)
     {
         PluginField const& f = fc->fields[i];
-        size_t size = fieldElementSize(f.type) * static_cast<size_t>(std::max(f.length, 0));
-        store.add(f.name ? f.name : "", f.data, f.data ? size : 0);
-        kinds.emplace_back(f.type, f.length);
+        size_t const size = fieldElementSize(f.type) * static_cast<size_t>(std::max(f.length, 0));
+        add(f.name ? f.name : "", f.type, f.length, f.data, f.data ? size : 0);
     }
-    store.finish(kinds);
+}
+
+void Fields::add(std::string name, PluginFieldType type, int32_t length, void const* bytes, size_t size)
+{
+    auto const* begin = static_cast<char const*>(bytes);
+    mItems.push_back(Item{std::move(name), type, length, std::vector<char>(begin, begin + size)});
+}
+
+PluginFieldCollection const* Fields::collection()
+{
+    mFields.clear();
+    for (auto const& item : mItems)
+        mFields.emplace_back(item.name.c_str(), item.bytes.data(), item.type, item.length);
+    mCollection.nbFields = static_cast<int32_t>(mFields.size());
+    mCollection.fields = mFields.data();
+    return &mCollection;
 }
 
 Fields fieldsFromNode(PluginFieldCollection const* names, Case const& c, std::vector<std::string>& fails)
 {
     Fields out;
-    std::vector<std::pair<PluginFieldType, int32_t>> kinds;
     for (int32_t i = 0; names && i < names->nbFields; ++i)
     {
         std::string const name = names->fields[i].name ? names->fields[i].name : "";
@@ -179,36 +178,80 @@ Fields fieldsFromNode(PluginFieldCollection const* names, Case const& c, std::ve
             std::vector<float> v;
             for (auto const& s : split(it->value, ','))
                 v.push_back(std::stof(s));
-            out.add(name, v.data(), v.size() * sizeof(float));
-            kinds.emplace_back(PluginFieldType::kFLOAT32, int32_t(v.size()));
+            out.add(name, PluginFieldType::kFLOAT32, int32_t(v.size()), v.data(), v.size() * sizeof(float));
         }
         else if (it->type == "INT" || it->type == "INTS")
         {
             std::vector<int32_t> v;
             for (auto const& s : split(it->value, ','))
                 v.push_back(static_cast<int32_t>(std::stoll(s)));
-            out.add(name, v.data(), v.size() * sizeof(int32_t));
-            kinds.emplace_back(PluginFieldType::kINT32, int32_t(v.size()));
+            out.add(name, PluginFieldType::kINT32, int32_t(v.size()), v.data(), v.size() * sizeof(int32_t));
         }
-        else if (it->type == "STRINGS")
+        else if (it->type == "STRING" || it->type == "STRINGS") // each NUL-terminated, concatenated
         {
             std::string joined;
-            for (auto const& item : split(it->value, ','))
+            for (auto const& item : it->type == "STRING" ? std::vector<std::string>{it->value} : split(it->value, ','))
                 joined += item + '\0';
-            out.add(name, joined.data(), joined.size());
-            kinds.emplace_back(PluginFieldType::kCHAR, int32_t(joined.size()));
-        }
-        else if (it->type == "STRING")
-        {
-            out.add(name, it->value.c_str(), it->value.size() + 1);
-            kinds.emplace_back(PluginFieldType::kCHAR, int32_t(it->value.size() + 1));
+            out.add(name, PluginFieldType::kCHAR, int32_t(joined.size()), joined.data(), joined.size());
         }
         else
             fails.push_back("attribute '" + name + "' has type " + it->type + ", which the ONNX parser cannot pass to a plugin");
     }
-    out.finish(kinds);
     return out;
 }
 
+bool readCasesAndLoad(char const* library, char const* casesPath, std::vector<Case>& cases)
+{
+    try
+    {
+        cases = readCases(casesPath);
+    }
+    catch (std::exception const& e)
+    {
+        std::cerr << "irexport-plugin-harness: error: " << e.what() << "\n";
+        return false;
+    }
+    if (cases.empty())
+    {
+        std::cerr << "irexport-plugin-harness: error: " << casesPath << ": no cases\n";
+        return false;
+    }
+    if (!standin::registry().loadLibrary(library))
+    {
+        std::cerr << "irexport-plugin-harness: error: " << library << ": loadLibrary failed: "
+                  << standin::registry().lastLoadError() << "\n";
+        return false;
+    }
+    return true;
+}
+
+std::string makeNodePlugin(Case const& c, NodePlugin& out, std::vector<std::string>& fails)
+{
+    IPluginCreatorInterface* found = standin::registry().getCreator(c.op.c_str(), c.version.c_str(), c.ns.c_str());
+    if (!found)
+        return "no creator registered for (" + c.op + ", version " + c.version + ", namespace '" + c.ns +
+            "'): the parser would inline the function body or fail with 'Plugin not found'";
+    out.creator = static_cast<IPluginCreatorV3One*>(found); // the registry admits V3One creators only
+    Fields fields = fieldsFromNode(out.creator->getFieldNames(), c, fails);
+    out.plugin.reset(out.creator->createPlugin(c.label.c_str(), fields.collection(), TensorRTPhase::kBUILD));
+    if (!out.plugin)
+        return "createPlugin(kBUILD) returned null";
+    out.core = capability<IPluginV3OneCore>(out.plugin.get(), PluginCapabilityType::kCORE);
+    out.build = capability<IPluginV3OneBuild>(out.plugin.get(), PluginCapabilityType::kBUILD);
+    out.runtime = capability<IPluginV3OneRuntime>(out.plugin.get(), PluginCapabilityType::kRUNTIME);
+    return out.core && out.build && out.runtime ? "" : "getCapabilityInterface(kCORE / kBUILD / kRUNTIME) returned null";
+}
+
+std::string makeEnginePlugin(NodePlugin const& node, std::string const& label, EnginePlugin& out)
+{
+    out.serialized = Fields(node.runtime->getFieldsToSerialize());
+    out.restored.reset(node.creator->createPlugin(label.c_str(), out.serialized.collection(), TensorRTPhase::kRUNTIME));
+    out.restoredRuntime = capability<IPluginV3OneRuntime>(out.restored.get(), PluginCapabilityType::kRUNTIME);
+    if (!out.restoredRuntime)
+        return "createPlugin(kRUNTIME) from the serialized fields failed";
+    out.attached.reset(out.restoredRuntime->attachToContext(&out.context));
+    out.runtime = capability<IPluginV3OneRuntime>(out.attached.get(), PluginCapabilityType::kRUNTIME);
+    return out.runtime ? "" : "attachToContext returned null";
+}
 
 } // namespace irexport::harness

@@ -1,9 +1,14 @@
 // The harness's input: one case per routing node of an ONNX export (irexport/ops/plugin_cases.py writes
-// them), and the plugin fields built from a node exactly as onnx-tensorrt's plugin importer builds them.
+// them); the plugin fields built from a node exactly as onnx-tensorrt's plugin importer builds them; and
+// the plugins TensorRT makes of a node: at build time (the parser) and in an engine (serialized fields,
+// kRUNTIME, attachToContext).
 #pragma once
+
+#include "trt_standin.h"
 
 #include <NvInferRuntime.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,26 +50,33 @@ bool dataType(std::string const& onnx, DataType& out);
 char const* typeName(DataType t);
 size_t dataTypeSize(DataType t);
 
-// PluginFields with their own storage.
-struct Fields
+// PluginFields with their own storage; built from a node, or a deep copy of a PluginFieldCollection
+// (what TensorRT keeps when it serializes a plugin).
+class Fields
 {
-    std::vector<std::string> names;
-    std::vector<std::vector<char>> data;
-    std::vector<PluginField> fields;
-    PluginFieldCollection collection{};
+public:
+    Fields() = default;
+    explicit Fields(PluginFieldCollection const* fc);
 
-    void add(std::string name, void const* bytes, size_t size);
-    void finish(std::vector<std::pair<PluginFieldType, int32_t>> const& kinds);
-};
+    void add(std::string name, PluginFieldType type, int32_t length, void const* bytes, size_t size);
+    PluginFieldCollection const* collection(); // valid until the next add
+    bool operator==(Fields const& o) const { return mItems == o.mItems; }
 
-// A deep copy of a PluginFieldCollection: what TensorRT keeps when it serializes a plugin.
-struct FieldCopy
-{
-    Fields store;
-    std::vector<std::pair<PluginFieldType, int32_t>> kinds;
-
-    explicit FieldCopy(PluginFieldCollection const* fc);
-    bool operator==(FieldCopy const& o) const { return store.names == o.store.names && store.data == o.store.data && kinds == o.kinds; }
+private:
+    struct Item
+    {
+        std::string name;
+        PluginFieldType type;
+        int32_t length;
+        std::vector<char> bytes;
+        bool operator==(Item const& o) const
+        {
+            return name == o.name && type == o.type && length == o.length && bytes == o.bytes;
+        }
+    };
+    std::vector<Item> mItems;
+    std::vector<PluginField> mFields;
+    PluginFieldCollection mCollection{};
 };
 
 // Only the creator's getFieldNames() are looked up on the node; FLOAT -> kFLOAT32 x1, INT -> kINT32 x1,
@@ -74,7 +86,7 @@ struct FieldCopy
 Fields fieldsFromNode(PluginFieldCollection const* names, Case const& c, std::vector<std::string>& fails);
 
 // Reads the cases and loads the plugin library through the stand-in registry's loadLibrary; false after
-// printing one error line (plugin_harness.cpp).
+// printing one error line.
 bool readCasesAndLoad(char const* library, char const* casesPath, std::vector<Case>& cases);
 
 template <typename T>
@@ -82,5 +94,33 @@ T* capability(IPluginV3* plugin, PluginCapabilityType type)
 {
     return plugin ? static_cast<T*>(plugin->getCapabilityInterface(type)) : nullptr;
 }
+
+// A node's plugin as the ONNX parser makes it: the creator found by (op, version, namespace), the
+// fields from the node, createPlugin(kBUILD).
+struct NodePlugin
+{
+    IPluginCreatorV3One* creator{nullptr};
+    std::unique_ptr<IPluginV3> plugin;
+    IPluginV3OneCore* core{nullptr};
+    IPluginV3OneBuild* build{nullptr};
+    IPluginV3OneRuntime* runtime{nullptr};
+};
+
+// Empty on success, else what failed (field problems go to fails and do not stop it).
+std::string makeNodePlugin(Case const& c, NodePlugin& out, std::vector<std::string>& fails);
+
+// What an engine runs: createPlugin(kRUNTIME) from a copy of the fields the build plugin serialized,
+// then attachToContext.
+struct EnginePlugin
+{
+    standin::ResourceContext context; // first: outlives the plugins attached to it
+    Fields serialized;
+    std::unique_ptr<IPluginV3> restored, attached;
+    IPluginV3OneRuntime* restoredRuntime{nullptr};
+    IPluginV3OneRuntime* runtime{nullptr};
+};
+
+// Empty on success, else what failed.
+std::string makeEnginePlugin(NodePlugin const& node, std::string const& label, EnginePlugin& out);
 
 } // namespace irexport::harness

@@ -20,44 +20,13 @@
 #include <dlfcn.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <set>
-#include <sstream>
 
 using namespace nvinfer1;
 using namespace irexport::harness;
 using namespace irexport::standin;
-
-namespace irexport::harness {
-
-bool readCasesAndLoad(char const* library, char const* casesPath, std::vector<Case>& cases)
-{
-    try
-    {
-        cases = readCases(casesPath);
-    }
-    catch (std::exception const& e)
-    {
-        std::cerr << "irexport-plugin-harness: error: " << e.what() << "\n";
-        return false;
-    }
-    if (cases.empty())
-    {
-        std::cerr << "irexport-plugin-harness: error: " << casesPath << ": no cases\n";
-        return false;
-    }
-    if (!registry().loadLibrary(library))
-    {
-        std::cerr << "irexport-plugin-harness: error: " << library << ": loadLibrary failed: " << registry().lastLoadError() << "\n";
-        return false;
-    }
-    return true;
-}
-
-} // namespace irexport::harness
 
 namespace {
 
@@ -88,16 +57,26 @@ Dims dimsAt(DimsExprs const& e, SymbolValues const& values, Point point)
     return d;
 }
 
+// The symbols' values at the profile's min / opt / max.
+struct Profile
+{
+    SymbolValues min, opt, max;
+    explicit Profile(Case const& c)
+        : min(symbolValues(c, Point::kMin)), opt(symbolValues(c, Point::kOpt)), max(symbolValues(c, Point::kMax))
+    {
+    }
+};
+
 // Build time: symbolic dimensions are -1 in desc.dims, with their min / opt / max beside.
-DynamicPluginTensorDesc dynamicDesc(DimsExprs const& e, DataType type, Case const& c)
+DynamicPluginTensorDesc dynamicDesc(DimsExprs const& e, DataType type, Profile const& profile)
 {
     DynamicPluginTensorDesc d{};
     d.desc.type = type;
     d.desc.format = TensorFormat::kLINEAR;
     d.desc.scale = 1.f;
-    d.min = dimsAt(e, symbolValues(c, Point::kMin), Point::kMin);
-    d.opt = dimsAt(e, symbolValues(c, Point::kOpt), Point::kOpt);
-    d.max = dimsAt(e, symbolValues(c, Point::kMax), Point::kMax);
+    d.min = dimsAt(e, profile.min, Point::kMin);
+    d.opt = dimsAt(e, profile.opt, Point::kOpt);
+    d.max = dimsAt(e, profile.max, Point::kMax);
     d.desc.dims = d.opt;
     for (int32_t k = 0; k < e.nbDims; ++k)
         if (!e.d[k]->isConstant())
@@ -108,12 +87,6 @@ DynamicPluginTensorDesc dynamicDesc(DimsExprs const& e, DataType type, Case cons
 std::vector<std::string> checkCase(Case const& c)
 {
     std::vector<std::string> fails;
-    IPluginCreatorInterface* found = registry().getCreator(c.op.c_str(), c.version.c_str(), c.ns.c_str());
-    if (!found)
-        return {"no creator registered for (" + c.op + ", version " + c.version + ", namespace '" + c.ns +
-            "'): the parser would inline the function body or fail with 'Plugin not found'"};
-    auto* creator = static_cast<IPluginCreatorV3One*>(found); // the registry admits V3One creators only
-
     for (auto const* ports : {&c.inputs, &c.outputs})
         for (auto const& p : *ports)
             if (!p.name.empty() && (p.dtype == "BOOL" || p.dtype == "UINT8"))
@@ -121,15 +94,11 @@ std::vector<std::string> checkCase(Case const& c)
     if (!fails.empty())
         return fails;
 
-    Fields fields = fieldsFromNode(creator->getFieldNames(), c, fails);
-    std::unique_ptr<IPluginV3> plugin(creator->createPlugin(c.label.c_str(), &fields.collection, TensorRTPhase::kBUILD));
-    if (!plugin)
-        return {"createPlugin(kBUILD) returned null"};
-    auto* core = capability<IPluginV3OneCore>(plugin.get(), PluginCapabilityType::kCORE);
-    auto* build = capability<IPluginV3OneBuild>(plugin.get(), PluginCapabilityType::kBUILD);
-    auto* runtime = capability<IPluginV3OneRuntime>(plugin.get(), PluginCapabilityType::kRUNTIME);
-    if (!core || !build || !runtime)
-        return {"getCapabilityInterface(kCORE / kBUILD / kRUNTIME) returned null"};
+    NodePlugin node;
+    if (std::string const error = makeNodePlugin(c, node, fails); !error.empty())
+        return {error};
+    IPluginV3OneCore* core = node.core;
+    IPluginV3OneBuild* build = node.build;
     if (c.op != core->getPluginName() || c.version != core->getPluginVersion() || c.ns != core->getPluginNamespace())
         fails.push_back("the plugin's name / version / namespace differ from its creator's");
 
@@ -218,11 +187,12 @@ std::vector<std::string> checkCase(Case const& c)
         return fails;
 
     // formats, in TensorRT's order: position p is asked with positions < p already fixed
+    Profile const profile(c);
     std::vector<DynamicPluginTensorDesc> io;
     for (int32_t i = 0; i < nIn; ++i)
-        io.push_back(dynamicDesc(in[i], inTypes[i], c));
+        io.push_back(dynamicDesc(in[i], inTypes[i], profile));
     for (int32_t j = 0; j < nOut; ++j)
-        io.push_back(dynamicDesc(out[j], outTypes[j], c));
+        io.push_back(dynamicDesc(out[j], outTypes[j], profile));
     for (int32_t pos = 0; pos < nIn + nOut; ++pos)
         if (!build->supportsFormatCombination(pos, io.data(), nIn, nOut))
             fails.push_back("supportsFormatCombination rejects position " + std::to_string(pos) + " (" + typeName(io[pos].desc.type) + ", linear)");
@@ -233,22 +203,15 @@ std::vector<std::string> checkCase(Case const& c)
     (void) build->getWorkspaceSize(io.data(), nIn, io.data() + nIn, nOut);
 
     // serialization: the fields TensorRT stores rebuild the same plugin at runtime
-    FieldCopy serialized(runtime->getFieldsToSerialize());
-    std::unique_ptr<IPluginV3> restored(creator->createPlugin(c.label.c_str(), &serialized.store.collection, TensorRTPhase::kRUNTIME));
-    auto* restoredRuntime = capability<IPluginV3OneRuntime>(restored.get(), PluginCapabilityType::kRUNTIME);
-    if (!restoredRuntime)
-        return {"createPlugin(kRUNTIME) from the serialized fields failed"};
-    if (!(FieldCopy(restoredRuntime->getFieldsToSerialize()) == serialized))
+    EnginePlugin engine;
+    if (std::string const error = makeEnginePlugin(node, c.label, engine); !error.empty())
+        return {error};
+    if (!(Fields(engine.restoredRuntime->getFieldsToSerialize()) == engine.serialized))
         fails.push_back("the plugin rebuilt from its serialized fields serializes differently");
-    std::unique_ptr<IPluginV3> cloned(plugin->clone());
+    std::unique_ptr<IPluginV3> cloned(node.plugin->clone());
     auto* clonedCore = capability<IPluginV3OneCore>(cloned.get(), PluginCapabilityType::kCORE);
     if (!clonedCore || c.op != clonedCore->getPluginName())
         fails.push_back("clone() failed");
-    ResourceContext context;
-    std::unique_ptr<IPluginV3> attached(restoredRuntime->attachToContext(&context));
-    auto* attachedRuntime = capability<IPluginV3OneRuntime>(attached.get(), PluginCapabilityType::kRUNTIME);
-    if (!attachedRuntime)
-        return {"attachToContext returned null"};
     // runtime shapes: every dimension concrete (the size tensor's at its opt value)
     std::vector<PluginTensorDesc> concrete;
     for (auto const& d : io)
@@ -257,7 +220,7 @@ std::vector<std::string> checkCase(Case const& c)
         p.dims = d.opt;
         concrete.push_back(p);
     }
-    if (attachedRuntime->onShapeChange(concrete.data(), nIn, concrete.data() + nIn, nOut) != 0)
+    if (engine.runtime->onShapeChange(concrete.data(), nIn, concrete.data() + nIn, nOut) != 0)
         fails.push_back("onShapeChange failed");
     return fails;
 }

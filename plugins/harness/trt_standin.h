@@ -34,7 +34,6 @@ public:
     Kind kind() const { return mState.kind; }
     std::string text() const;
     bool dependsOnSizeTensor() const;
-    int32_t sizeOutput() const { return mState.sizeOutput; }
     // The value at a profile point; a size tensor is 0 at kMin, its opt formula at kOpt, its upper bound at kMax.
     int64_t evaluate(SymbolValues const& values, Point point) const;
 

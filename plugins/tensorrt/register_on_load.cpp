@@ -1,5 +1,5 @@
 // libirexport_plugins_register.so: for loaders that only dlopen a library (Polygraphy --plugins, which is
-// ctypes.CDLL; trtexec --plugins). Loading it registers the creators of libirexport_plugins.so with the
+// ctypes.CDLL; trtexec --staticPlugins, formerly --plugins). Loading it registers the creators of libirexport_plugins.so with the
 // registry of the TensorRT already in the process. Loaders that call IPluginRegistry::loadLibrary
 // (irexport, the C++ runtime, trtexec --dynamicPlugins) take libirexport_plugins.so itself, which
 // registers nothing on its own, so no registry call ever happens from inside loadLibrary.

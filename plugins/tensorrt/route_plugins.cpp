@@ -4,7 +4,7 @@
 // (irexport, the C++ runtime, trtexec --dynamicPlugins), and irexportPluginTensorRTMajor, the TensorRT
 // major of the headers it was compiled with: ILogger / ILoggerFinder changed layout between TensorRT 10
 // and 11, so loaders refuse a library built for another major. It registers nothing by itself and needs
-// no TensorRT library; loaders that only dlopen (Polygraphy --plugins, trtexec --plugins) load
+// no TensorRT library; loaders that only dlopen (Polygraphy --plugins, trtexec --staticPlugins, formerly --plugins) load
 // libirexport_plugins_register.so instead (register_on_load.cpp).
 #include <NvInferRuntime.h>
 
@@ -119,7 +119,7 @@ public:
         case Op::kTopK: outputTypes[0] = DataType::kFLOAT; break;
         case Op::kIndex:
             outputTypes[0] = DataType::kINT64;
-            outputTypes[1] = DataType::kINT32; // a size tensor: int32, as every TensorRT header since 10.0 asks
+            outputTypes[1] = DataType::kINT32; // a size tensor: int32, as the 11.1 headers ask (sampleNonZeroPlugin: int32 up to 10.14)
             break;
         case Op::kGather:
         case Op::kScatterAdd: outputTypes[0] = inputTypes[0]; break;
