@@ -12,19 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .arrays import read_npy
 from .errors import IrexportError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 RUNNER_NAME = "irexport-torch-reference"
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise IrexportError(f"{path}: not found") from None
-    except (ValueError, OSError, EOFError) as e:
-        raise IrexportError(f"{path}: not a readable .npy array ({e})") from None
 
 
 def check_input_ids(ids: np.ndarray, vocab_size: int, where: str) -> np.ndarray:
@@ -50,11 +42,11 @@ def check_attention_mask(mask: np.ndarray, shape: tuple, where: str) -> np.ndarr
 
 
 def load_input_ids(path: Path, vocab_size: int) -> np.ndarray:
-    return check_input_ids(_load_npy(path), vocab_size, str(path))
+    return check_input_ids(read_npy(path), vocab_size, str(path))
 
 
 def load_attention_mask(path: Path, shape: tuple) -> np.ndarray:
-    return check_attention_mask(_load_npy(path), shape, str(path))
+    return check_attention_mask(read_npy(path), shape, str(path))
 
 
 def has_tokenizer(model_dir: Path) -> bool:

@@ -30,15 +30,29 @@ from .engine.loading import (
     version_tuple,
 )
 from .errors import IrexportError
+from .export.manifest import DTYPES
 from .jsonrecord import read_json_record
+from .schema import FILE_NAME, SHA256, Bool, Int, List, Map, Obj, Opt, Str
 
 _COMPATIBLE = {"bfloat16": ("bfloat16", "float32")}  # numpy callers feed bfloat16 tensors as float32
 
 
+_SHAPE = List(Int(0, 1 << 31), max_len=8)
+# what the runtimes read of build_report.json (irexport.engine.build writes it)
+REPORT_SCHEMA = Obj({
+    "tensorrt_version": Str(pattern=r"\d+\.\d+\S*", what="a TensorRT version such as '10.8.0.43'"),
+    "version_compatible": Bool(),
+    "export": Obj({"source_sha256": Opt(SHA256), "dtype": Str(choices=DTYPES)}),
+    "plugins": Opt(Obj({"path": Str(), "sha256": SHA256, "serialized": Bool()})),
+    "engines": Map(Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256,
+                        "inputs": Map(Obj({"dtype": Str(), "min": _SHAPE, "opt": _SHAPE, "max": _SHAPE}))}),
+                   keys=("prefill", "decode")),
+})
+
+
 def read_build_report(engine_dir) -> dict:
     return read_json_record(Path(engine_dir) / REPORT, f"{engine_dir}: no {REPORT} (not a directory written by irexport build)",
-                            [(k,) for k in ("tensorrt_version", "version_compatible", "plugins", "engines", "export")],
-                            "rebuild with this irexport version")
+                            REPORT_SCHEMA, "rebuild with this irexport version")
 
 
 def check_built_from(report: dict, manifest: dict, engine_dir) -> None:

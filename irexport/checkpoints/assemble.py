@@ -1,5 +1,8 @@
 """Build a RoutedCausalLM from a transformers config, a routing config and two state dicts,
-checking every key and shape so that a bad checkpoint fails with one line naming the file and key."""
+checking every key and shape so that a bad checkpoint fails with one line naming the file and key.
+
+The checks run against the model built on the meta device (shapes, no memory) before the real one is
+allocated: a config that disagrees with its weights, or that claims absurd sizes, costs nothing."""
 
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ def build_model(hf_config, routing_config: RoutingConfig) -> RoutedCausalLM:
     return RoutedCausalLM(base, routing_config)
 
 
-def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str, optional=()) -> None:
-    """Strict load: every expected key present (but ``optional``), none unexpected, every shape equal."""
+def check_state(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str, optional=()) -> None:
+    """Every key ``module`` expects present (but ``optional``), none unexpected, every shape equal."""
     expected = module.state_dict()
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
@@ -37,7 +40,6 @@ def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], where:
             )
         if not (tensor.is_floating_point() or tensor.dtype == expected[key].dtype):
             raise IrexportError(f"{where}: key {key!r} has dtype {tensor.dtype}, expected floating point")
-    module.load_state_dict(state, strict=False)
 
 
 def tied_keys(hf_config) -> tuple[str, ...]:
@@ -45,9 +47,13 @@ def tied_keys(hf_config) -> tuple[str, ...]:
 
 
 def assemble(hf_config, routing_config, base_state, routing_state, base_where, routing_where) -> RoutedCausalLM:
+    with torch.device("meta"):
+        shapes = build_model(hf_config, routing_config)
+    check_state(shapes.base, base_state, base_where, optional=tied_keys(hf_config))
+    check_state(shapes.routing, routing_state, routing_where)
     model = build_model(hf_config, routing_config)
-    load_checked(model.base, base_state, base_where, optional=tied_keys(hf_config))
+    model.base.load_state_dict(base_state, strict=False)
     if tied_keys(hf_config):
         model.base.tie_weights()
-    load_checked(model.routing, routing_state, routing_where)
+    model.routing.load_state_dict(routing_state)
     return model.float().eval()

@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..atomic import atomic_dir
 from ..errors import IrexportError
+from ..jsonrecord import read_json
 from ..models.config import RoutingConfig
+from ..models.routed import SUPPORTED_MODEL_TYPES
+from ..schema import Bool, Int, List, Num, Obj, OneOf, Opt, Str, validate
 from .assemble import assemble
 from .tensors import read_safetensors, read_torch
 
@@ -22,27 +24,70 @@ ROUTING_CONFIG = "routing_config.json"
 ROUTING_WEIGHTS = "routing.safetensors"
 
 
+_TOKEN_ID = Opt(OneOf(Int(0), List(Int(0), min_len=1)))
+# the part of a transformers config.json irexport relies on; the rest is transformers' to check
+HF_CONFIG_SCHEMA = Obj({
+    "model_type": Str(),
+    "vocab_size": Int(1, 1 << 24),
+    "hidden_size": Int(2, 1 << 16),
+    "intermediate_size": Int(1, 1 << 18),
+    "num_hidden_layers": Int(1, 4096),
+    "num_attention_heads": Int(1, 1024),
+    "num_key_value_heads": Opt(Int(1, 1024)),
+    "head_dim": Opt(Int(2, 4096)),
+    "max_position_embeddings": Int(1, 1 << 24),
+    "rms_norm_eps": Num(0, 1, open_lo=True),
+    "rope_theta": Num(0, open_lo=True),
+    "tie_word_embeddings": Bool(),
+    "attention_bias": Bool(),
+    "mlp_bias": Bool(),
+    "hidden_act": Str(),
+    "sliding_window": Opt(Int(1)),
+    "bos_token_id": _TOKEN_ID,
+    "eos_token_id": _TOKEN_ID,
+    "pad_token_id": _TOKEN_ID,
+}, optional=("num_key_value_heads", "head_dim", "max_position_embeddings", "rms_norm_eps", "rope_theta",
+             "tie_word_embeddings", "attention_bias", "mlp_bias", "hidden_act", "sliding_window", "bos_token_id",
+             "eos_token_id", "pad_token_id"))
+
+
+def check_hf_config(data, where: str) -> dict:
+    """``data`` (a config.json's object) checked before transformers or irexport use any of it."""
+    data = validate(data, HF_CONFIG_SCHEMA, where)
+    if data["model_type"] not in SUPPORTED_MODEL_TYPES:
+        raise IrexportError(f"{where}: model_type {data['model_type']!r} is not supported "
+                            f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)})")
+    heads, kv = data["num_attention_heads"], data.get("num_key_value_heads") or data["num_attention_heads"]
+    if heads % kv:
+        raise IrexportError(f"{where}: num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv})")
+    head_dim = data.get("head_dim")
+    if head_dim is None and data["hidden_size"] % heads:
+        raise IrexportError(f"{where}: hidden_size ({data['hidden_size']}) must be a multiple of num_attention_heads "
+                            f"({heads}) when head_dim is not given")
+    if (head_dim or data["hidden_size"] // heads) % 2:
+        raise IrexportError(f"{where}: the head size ({head_dim or data['hidden_size'] // heads}) must be even (rotary embeddings)")
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        ids = data.get(key)
+        if any(i >= data["vocab_size"] for i in ([] if ids is None else ids if isinstance(ids, list) else [ids])):
+            raise IrexportError(f"{where}: key {key!r} must lie in [0, {data['vocab_size']}), got {ids!r}")
+    if "hidden_act" in data:
+        from transformers.activations import ACT2FN
+
+        if data["hidden_act"] not in ACT2FN:
+            raise IrexportError(f"{where}: key 'hidden_act' {data['hidden_act']!r} is not an activation transformers knows")
+    return data
+
+
 def load_hf_config(path: Path):
     path = Path(path)
     cfg_file = path / "config.json" if path.is_dir() else path
-    if not cfg_file.is_file():
-        raise IrexportError(f"{cfg_file}: not found (expected a transformers config.json)")
+    data = check_hf_config(read_json(cfg_file, f"{cfg_file}: not found (expected a transformers config.json)"), str(cfg_file))
     from transformers import CONFIG_MAPPING
 
     try:
-        data = json.loads(cfg_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise IrexportError(f"{cfg_file}: not valid JSON ({e})") from None
-    except OSError as e:
-        raise IrexportError(f"{cfg_file}: cannot read ({e.strerror})") from None
-    if not isinstance(data, dict) or "model_type" not in data:
-        raise IrexportError(f"{cfg_file}: missing key 'model_type'")
-    if data["model_type"] not in CONFIG_MAPPING:
-        raise IrexportError(f"{cfg_file}: unknown model_type {data['model_type']!r}")
-    try:
         return CONFIG_MAPPING[data["model_type"]].from_dict({k: v for k, v in data.items() if k != "model_type"})
     except (TypeError, ValueError, KeyError) as e:
-        raise IrexportError(f"{cfg_file}: invalid transformers config: {e}") from None
+        raise IrexportError(f"{cfg_file}: invalid transformers config: {str(e).splitlines()[0] if str(e) else e!r}") from None
 
 
 def read_base_weights(directory: Path, required: bool = True) -> tuple[dict, str]:

@@ -17,14 +17,15 @@ The formats do not store the family or the router input: the caller passes them.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from ..errors import IrexportError
+from ..jsonrecord import read_json
 from ..models.config import RoutingConfig
 from .assemble import assemble
 from .native import load_hf_config, read_base_weights
+from ..schema import Num, Obj, Opt, Str, validate
 from .tensors import read_state_dict
 
 RESEARCH_FAMILIES = ("informed", "skipgpt", "router_tuning")
@@ -32,6 +33,8 @@ _LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
 _UNIT = {"router_attention": ("attention", "router"), "router_mlp": ("mlp", "router"),
          "lw_attn": ("attention", "lff"), "lw_mlp": ("mlp", "lff")}
 _PEFT_PREFIX = "base_model.model."
+# what irexport reads of a router-tuning directory's config.json
+_ROUTER_TUNING_SCHEMA = Obj({"granularity": Opt(Str()), "threshold": Num(0, 1)}, optional=("granularity", "threshold"))
 
 
 def _split(key: str, family: str) -> tuple[str, str]:
@@ -79,12 +82,7 @@ def _router_tuning_settings(paths: list[Path]) -> dict:
         cfg_file = Path(path) / "config.json"
         if not cfg_file.is_file():
             continue
-        try:
-            data = json.loads(cfg_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise IrexportError(f"{cfg_file}: not valid JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise IrexportError(f"{cfg_file}: expected a JSON object")
+        data = validate(read_json(cfg_file), _ROUTER_TUNING_SCHEMA, str(cfg_file))
         settings = {}
         granularity = data.get("granularity")
         if granularity is not None:
@@ -96,8 +94,6 @@ def _router_tuning_settings(paths: list[Path]) -> dict:
                 )
             settings["pooling"] = pooling
         if "threshold" in data:
-            if not isinstance(data["threshold"], (int, float)):
-                raise IrexportError(f"{cfg_file}: key 'threshold' must be a number, got {data['threshold']!r}")
             settings["threshold"] = float(data["threshold"])
         return settings
     return {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .common import int_in
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("generate", help="greedy generation with ONNX Runtime or TensorRT engines",
@@ -13,7 +15,7 @@ def add_parser(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", action="append", help="text (needs the source model's tokenizer); repeat for a batch")
     src.add_argument("--input-ids", type=Path, help=".npy of token ids [batch, seq]")
-    p.add_argument("--max-new-tokens", type=int, default=16, help="default: 16")
+    p.add_argument("--max-new-tokens", type=int_in(1, 1 << 16), default=16, help="default: 16")
     p.add_argument("--engine", type=Path, help="engine directory from irexport build: generate with TensorRT")
     p.add_argument("--plugins", type=Path, help="with --engine: plugin library (default: the one the engines were built with)")
     p.set_defaults(func=main)
@@ -30,8 +32,6 @@ def main(args) -> int:
     from ..generate import OnnxGenerator
     from ..parity.backends import onnxrt_errors
 
-    if args.max_new_tokens <= 0:
-        raise IrexportError("--max-new-tokens must be positive")
     manifest = load_manifest(args.export_dir)
     source = Path(manifest["source"]["path"]) if manifest["source"]["path"] else None
     if args.input_ids is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import log
+from .common import SEED, SEED_MAX, SIZE, log, number_in
 
 FAMILY_CHOICES = ("informed", "skipgpt", "router_tuning", "mod")
 ARCH_CHOICES = ("llama", "mistral", "qwen2", "qwen3")
@@ -17,15 +17,15 @@ def add_parser(sub) -> None:
     p.add_argument("output", type=Path, help="model directory to create")
     p.add_argument("--family", default="informed", choices=FAMILY_CHOICES, help="routing family (default: informed)")
     p.add_argument("--arch", default="llama", choices=ARCH_CHOICES, help="decoder architecture (default: llama)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--layers", type=int, default=None, help="decoder layers (default: 4)")
-    p.add_argument("--hidden-size", type=int, default=None, help="hidden size (default: 64)")
-    p.add_argument("--intermediate-size", type=int, default=None, help="MLP size (default: 128)")
-    p.add_argument("--heads", type=int, default=None, help="attention heads (default: 4)")
-    p.add_argument("--kv-heads", type=int, default=None, help="key/value heads (default: 2)")
+    p.add_argument("--seed", type=SEED, default=0, help=f"random seed in [0, {SEED_MAX}] (default: 0)")
+    p.add_argument("--layers", type=SIZE, default=None, help="decoder layers (default: 4)")
+    p.add_argument("--hidden-size", type=SIZE, default=None, help="hidden size (default: 64)")
+    p.add_argument("--intermediate-size", type=SIZE, default=None, help="MLP size (default: 128)")
+    p.add_argument("--heads", type=SIZE, default=None, help="attention heads (default: 4)")
+    p.add_argument("--kv-heads", type=SIZE, default=None, help="key/value heads (default: 2)")
     p.add_argument("--units", default="attention,mlp", help="routed units, comma separated (default: attention,mlp)")
     p.add_argument("--pooling", choices=("token", "sequence"), default=None, help="router_tuning: per token or per sequence")
-    p.add_argument("--capacity", type=float, default=None, help="mod: executed fraction per sequence (default: 0.5)")
+    p.add_argument("--capacity", type=number_in(0, 1, open_lo=True), default=None, help="mod: executed fraction per sequence (default: 0.5)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output directory")
     p.set_defaults(func=main)
 
@@ -40,9 +40,6 @@ def main(args) -> int:
         raise IrexportError(f"--units: expected a comma-separated subset of attention,mlp, got {args.units!r}")
     sizes = {"num_hidden_layers": args.layers, "hidden_size": args.hidden_size, "intermediate_size": args.intermediate_size,
              "num_attention_heads": args.heads, "num_key_value_heads": args.kv_heads}
-    for name, value in sizes.items():
-        if value is not None and value <= 0:
-            raise IrexportError(f"{name} must be positive, got {value}")
     hidden = args.hidden_size or TINY["hidden_size"]
     heads, kv = args.heads or TINY["num_attention_heads"], args.kv_heads or TINY["num_key_value_heads"]
     if heads % kv or hidden % heads or (hidden // heads) % 2:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .common import BATCH, SEED, SEED_MAX, TOKENS
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("inspect", help="print a model's architecture, routing, parameters and executed fractions",
                        description="Print the architecture, the routing configuration, parameter counts and, on a seeded "
                                    "random sample, the executed fraction per layer and unit and the FLOPs saved against dense.")
     p.add_argument("model", type=Path, help="model directory in irexport's format")
-    p.add_argument("--sample-batch", type=int, default=2, help="sample batch size (default: 2)")
-    p.add_argument("--sample-tokens", type=int, default=128, help="sample sequence length (default: 128)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample tokens (default: 0)")
+    p.add_argument("--sample-batch", type=BATCH, default=2, help="sample batch size (default: 2)")
+    p.add_argument("--sample-tokens", type=TOKENS, default=128, help="sample sequence length (default: 128)")
+    p.add_argument("--seed", type=SEED, default=0, help=f"seed of the sample tokens, in [0, {SEED_MAX}] (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=main)
 
@@ -41,10 +43,7 @@ def report(model, batch: int, tokens: int, seed: int) -> dict:
 
 def main(args) -> int:
     from ..checkpoints import load_model
-    from ..errors import IrexportError
 
-    if args.sample_batch <= 0 or args.sample_tokens <= 0:
-        raise IrexportError("--sample-batch and --sample-tokens must be positive")
     r = report(load_model(args.model), args.sample_batch, args.sample_tokens, args.seed)
     if args.json:
         print(json.dumps(r, indent=2))

@@ -24,8 +24,16 @@ EXIT_INTERRUPTED = 130
 OPTIONAL = {"onnx": "onnx", "onnxscript": "onnx", "onnxruntime": "onnx"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line too (argparse prints the whole usage first); --help shows the usage."""
+
+    def error(self, message):
+        command = self.prog.removeprefix("irexport").strip()
+        self.exit(EXIT_BAD_INPUT, f"irexport: error: {command + ': ' if command else ''}{message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="irexport",
         description="Deploy token-routed LLMs: PyTorch reference, checkpoints, ONNX export with routing custom ops, "
                     "TensorRT engines with CUDA plugins, parity, and generation.",
@@ -45,7 +53,10 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # usage errors (2), --help and --version (0): a code, for in-process callers too
+        return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
     debug = args.debug or os.environ.get("IREXPORT_DEBUG", "") not in ("", "0")
     if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
         return _run(args, debug)

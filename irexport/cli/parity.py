@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import log
+from .common import BATCH, NEW_TOKENS, SEED, SEED_MAX, TOKENS, log
 
 
 def add_parser(sub) -> None:
@@ -24,10 +24,10 @@ def add_parser(sub) -> None:
     p.add_argument("--model", type=Path, help="reference model directory (default: the export's source)")
     p.add_argument("--inputs", type=Path, help="inputs: Polygraphy JSON (irexport run writes one) or .npz "
                                                "(default: seeded random tokens with padding)")
-    p.add_argument("--batch", type=int, default=2, help="random inputs: batch (default: 2)")
-    p.add_argument("--seq", type=int, default=16, help="random inputs: sequence length (default: 16)")
-    p.add_argument("--seed", type=int, default=0, help="random inputs: seed (default: 0)")
-    p.add_argument("--new-tokens", type=int, default=8, help="greedy tokens to compare, 0 to skip (default: 8)")
+    p.add_argument("--batch", type=BATCH, default=2, help="random inputs: batch (default: 2)")
+    p.add_argument("--seq", type=TOKENS, default=16, help="random inputs: sequence length (default: 16)")
+    p.add_argument("--seed", type=SEED, default=0, help=f"random inputs: seed in [0, {SEED_MAX}] (default: 0)")
+    p.add_argument("--new-tokens", type=NEW_TOKENS, default=8, help="greedy tokens to compare, 0 to skip (default: 8)")
     p.add_argument("--report", type=Path, help="JSON report path (default: EXPORT_DIR/parity_report.json)")
     p.set_defaults(func=main)
 
@@ -56,8 +56,6 @@ def main(args) -> int:
     from ..parity.check import load_inputs, parity, sample_inputs
     from ..reference import DTYPES
 
-    if args.batch <= 0 or args.seq <= 0 or args.new_tokens < 0:
-        raise IrexportError("--batch and --seq must be positive, --new-tokens non-negative")
     manifest = load_manifest(args.export_dir)
     source = args.model or (Path(manifest["source"]["path"]) if manifest["source"]["path"] else None)
     if source is None:

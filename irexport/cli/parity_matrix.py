@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import log
+from .common import BATCH, NEW_TOKENS, TOKENS, log, number_in
 from .parity import backend_list
 
 
@@ -18,10 +18,10 @@ def add_parser(sub) -> None:
     p.add_argument("--backends", type=backend_list, default="torch,onnxrt",
                    help="comma-separated: torch (reference), onnxrt, trt (default: torch,onnxrt)")
     p.add_argument("--baseline", type=Path, help="a summary from an earlier run: fail when an error grew")
-    p.add_argument("--growth", type=float, default=2.0, help="with --baseline: allowed error growth factor (default: 2)")
-    p.add_argument("--batch", type=int, default=2, help="random inputs: batch (default: 2)")
-    p.add_argument("--seq", type=int, default=16, help="random inputs: sequence length (default: 16)")
-    p.add_argument("--new-tokens", type=int, default=4, help="greedy tokens to compare (default: 4)")
+    p.add_argument("--growth", type=number_in(1, 1e6), default=2.0, help="with --baseline: allowed error growth factor (default: 2)")
+    p.add_argument("--batch", type=BATCH, default=2, help="random inputs: batch (default: 2)")
+    p.add_argument("--seq", type=TOKENS, default=16, help="random inputs: sequence length (default: 16)")
+    p.add_argument("--new-tokens", type=NEW_TOKENS, default=4, help="greedy tokens to compare (default: 4)")
     p.add_argument("--report", type=Path, default=Path("parity_matrix.json"), help="summary JSON (default: ./parity_matrix.json)")
     p.set_defaults(func=main)
 
@@ -32,12 +32,10 @@ def main(args) -> int:
     from ..errors import IrexportError
     from ..export.manifest import check_model_matches, load_manifest
     from ..parity.check import parity, sample_inputs
-    from ..parity.matrix import find_exports, regressions, summarize
+    from ..parity.matrix import find_exports, read_baseline, regressions, summarize
     from ..reference import DTYPES
 
-    if args.batch <= 0 or args.seq <= 0 or args.new_tokens < 0 or args.growth < 1:
-        raise IrexportError("--batch and --seq must be positive, --new-tokens non-negative, --growth at least 1")
-    baseline = _read_baseline(args.baseline) if args.baseline else None
+    baseline = read_baseline(args.baseline) if args.baseline else None
     exports = find_exports(args.roots)
     rows = []
     for i, export_dir in enumerate(exports, 1):
@@ -65,13 +63,3 @@ def main(args) -> int:
           f"(summary: {args.report})")
     return 0 if summary["passed"] else 1
 
-
-def _read_baseline(path: Path) -> list:
-    from ..errors import IrexportError
-
-    try:
-        return json.loads(path.read_text())["entries"]
-    except FileNotFoundError:
-        raise IrexportError(f"{path}: baseline not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
-        raise IrexportError(f"{path}: not a parity-matrix summary ({e})") from None

@@ -1,4 +1,4 @@
-"""Reading an export directory's manifest.json, with one-line errors for missing or stale files."""
+"""An export directory's manifest.json: its schema, and reading it with one-line errors."""
 
 from __future__ import annotations
 
@@ -6,15 +6,33 @@ from pathlib import Path
 
 from ..errors import IrexportError
 from ..jsonrecord import read_json_record
+from ..schema import FILE_NAME, SHA256, Int, List, Obj, OneOf, Opt, Str, Tuple
 
 MANIFEST = "manifest.json"
-REQUIRED = (("dtype",), ("strategy",), ("source", "path"), ("model", "num_layers"), ("model", "vocab_size"),
-            ("model", "kv_shape"), ("graphs", "prefill", "file"), ("graphs", "decode", "file"))
+FORMAT_VERSION = 1
+DTYPES = ("float32", "float16", "bfloat16")
+STRATEGIES = ("compact", "masked")
+TENSOR_DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")
+DIM = OneOf(Int(0, 1 << 31), Str(pattern=r"[a-z_]+( \+ \d+)?", what="a dimension name"))
+TENSOR = Obj({"name": Str(pattern=r"[A-Za-z0-9_.]+", what="a tensor name"), "dtype": Str(choices=TENSOR_DTYPES),
+              "shape": List(DIM, max_len=8)})
+GRAPH = Obj({"file": FILE_NAME, "inputs": List(TENSOR, min_len=1), "outputs": List(TENSOR, min_len=1),
+             "custom_ops": List(Str())})
+# what irexport reads of a manifest (other keys are for people and other tools)
+SCHEMA = Obj({
+    "format_version": Int(FORMAT_VERSION, FORMAT_VERSION),
+    "source": Obj({"path": Opt(Str()), "sha256": Opt(SHA256)}),
+    "dtype": Str(choices=DTYPES),
+    "strategy": Str(choices=STRATEGIES),
+    "model": Obj({"num_layers": Int(1, 4096), "vocab_size": Int(1, (1 << 31) - 1),
+                  "kv_shape": Tuple(Str(choices=("batch",)), Int(1, 4096), Str(choices=("sequence",)), Int(1, 1 << 16))}),
+    "graphs": Obj({"prefill": GRAPH, "decode": GRAPH}),
+})
 
 
 def load_manifest(export_dir) -> dict:
     return read_json_record(Path(export_dir) / MANIFEST, f"{export_dir}: no {MANIFEST} (not an irexport export directory)",
-                            REQUIRED, "re-export with this irexport version")
+                            SCHEMA, "re-export with this irexport version")
 
 
 def check_model_matches(manifest: dict, model, where: str) -> None:

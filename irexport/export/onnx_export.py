@@ -25,10 +25,9 @@ from ..ops.onnx_functions import attach_functions, translation_table
 from ..ops.spec import OPS
 from ..reference import DTYPES
 from . import graphs
-from .manifest import MANIFEST
+from .manifest import FORMAT_VERSION, MANIFEST, STRATEGIES
 
 OPSET = 18
-STRATEGIES = ("compact", "masked")
 EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GB limit
 GRAPH_FILES = {"prefill": "model.onnx", "decode": "decode.onnx"}
 
@@ -114,7 +113,7 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
         raise IrexportError(f"unsupported dtype {dtype!r} (expected one of {', '.join(DTYPES)})")
     model = model.to(DTYPES[dtype]).eval()
     manifest = {
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "irexport_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
         "source": {"path": str(Path(source_dir).resolve()) if source_dir else None,

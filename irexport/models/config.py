@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 from ..errors import IrexportError
+from ..jsonrecord import read_json
+from ..schema import Int, List, Map, Num, Obj, Opt, Str, validate
 
 FAMILIES = ("informed", "skipgpt", "router_tuning", "mod")
 UNITS = ("attention", "mlp")
@@ -22,6 +24,21 @@ UNITS = ("attention", "mlp")
 #   layer_norm      input_layernorm of the layer's input (published router-tuning)
 ROUTER_INPUTS = ("norm", "residual", "layer_residual", "layer_norm")
 FORMAT_VERSION = 1
+_OPTIONAL = ("format_version", "router_input", "router_hidden", "lff_rank", "threshold", "pooling", "capacity",
+             "decode_threshold")
+SCHEMA = Obj({
+    "format_version": Int(FORMAT_VERSION, FORMAT_VERSION),
+    "family": Str(choices=FAMILIES),
+    "num_layers": Int(1, 4096),
+    "units": Map(List(Int(0, 4095)), keys=UNITS),
+    "router_input": Str(choices=ROUTER_INPUTS),
+    "router_hidden": Opt(Int(0, 1 << 16)),
+    "lff_rank": Opt(Int(1, 1 << 16)),
+    "threshold": Num(0, 1),
+    "pooling": Str(choices=("token", "sequence")),
+    "capacity": Num(0, 1, open_lo=True),
+    "decode_threshold": Num(0, 1),
+}, optional=_OPTIONAL, closed=True)
 
 
 @dataclasses.dataclass
@@ -51,31 +68,23 @@ class RoutingConfig:
         self.validate()
 
     def validate(self, where: str = "routing config") -> None:
+        """Types and ranges by the schema, then what ties fields together."""
         def bad(msg):
             raise IrexportError(f"{where}: {msg}")
 
-        if self.family not in FAMILIES:
-            bad(f"unknown routing family {self.family!r} (expected one of {', '.join(FAMILIES)})")
-        if not isinstance(self.units, dict) or set(self.units) - set(UNITS):
-            bad(f"'units' must map a subset of {list(UNITS)} to layer lists, got {self.units!r}")
+        if isinstance(self.units, dict):
+            for unit in UNITS:
+                self.units.setdefault(unit, [])
+        validate(self.to_dict(), SCHEMA, where)
         for unit in UNITS:
-            layers = self.units.setdefault(unit, [])
-            if any(not isinstance(i, int) or not 0 <= i < self.num_layers for i in layers):
+            layers = self.units[unit]
+            if any(i >= self.num_layers for i in layers):
                 bad(f"units.{unit} has a layer index outside 0..{self.num_layers - 1}: {layers}")
             self.units[unit] = sorted(set(layers))
-        if self.router_input not in ROUTER_INPUTS:
-            bad(f"router_input must be one of {', '.join(ROUTER_INPUTS)}, got {self.router_input!r}")
-        if self.family in ("informed", "skipgpt") and not (isinstance(self.router_hidden, int) and self.router_hidden >= 0):
-            bad(f"family {self.family} needs an integer router_hidden >= 0, got {self.router_hidden!r}")
-        if self.family == "informed" and not (isinstance(self.lff_rank, int) and self.lff_rank > 0):
-            bad(f"family informed needs a positive integer lff_rank, got {self.lff_rank!r}")
-        if self.pooling not in ("token", "sequence"):
-            bad(f"pooling must be 'token' or 'sequence', got {self.pooling!r}")
-        if not 0.0 < self.capacity <= 1.0:
-            bad(f"capacity must be in (0, 1], got {self.capacity}")
-        for name in ("threshold", "decode_threshold"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                bad(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.family in ("informed", "skipgpt") and self.router_hidden is None:
+            bad(f"family {self.family} needs router_hidden (an integer >= 0)")
+        if self.family == "informed" and self.lff_rank is None:
+            bad("family informed needs lff_rank (a positive integer)")
 
     def is_routed(self, layer: int, unit: str) -> bool:
         return layer in self.units[unit]
@@ -89,23 +98,10 @@ class RoutingConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "routing config") -> "RoutingConfig":
-        if not isinstance(data, dict):
-            raise IrexportError(f"{where}: expected a JSON object")
-        data = dict(data)
-        version = data.pop("format_version", FORMAT_VERSION)
-        if version != FORMAT_VERSION:
-            raise IrexportError(f"{where}: format_version {version} is not supported (this irexport reads {FORMAT_VERSION})")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise IrexportError(f"{where}: unknown key {unknown[0]!r}")
-        missing = sorted(f for f in ("family", "num_layers", "units") if f not in data)
-        if missing:
-            raise IrexportError(f"{where}: missing key {missing[0]!r}")
+        data = validate(data, SCHEMA, where)
+        data.pop("format_version", None)
         try:
             return cls(**data)
-        except TypeError as e:
-            raise IrexportError(f"{where}: {e}") from None
         except IrexportError as e:  # validate() names no file; name this one
             raise IrexportError(f"{where}: {str(e).removeprefix('routing config: ')}") from None
 
@@ -114,10 +110,4 @@ class RoutingConfig:
 
     @classmethod
     def load(cls, path: Path) -> "RoutingConfig":
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise IrexportError(f"{path}: not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise IrexportError(f"{path}: not valid JSON ({e})") from None
-        return cls.from_dict(data, where=str(path))
+        return cls.from_dict(read_json(path), where=str(path))

@@ -44,7 +44,25 @@ def hf_config(model_type: str, vocab_size: int, **sizes):
     cfg = CONFIG_MAPPING[model_type](vocab_size=vocab_size, tie_word_embeddings=False, eos_token_id=vocab_size - 1,
                                      bos_token_id=vocab_size - 1, **dims, **extra)
     cfg._attn_implementation = "eager"
+    from ..checkpoints.native import check_hf_config
+
+    check_hf_config(cfg.to_dict(), "model sizes")  # the bounds a config.json on disk is held to
     return cfg
+
+
+def check_fits_in_memory(cfg, rc: RoutingConfig) -> None:
+    """Refuse sizes whose float32 weights exceed this machine's memory, before allocating any of them."""
+    import os
+
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        shapes = RoutedCausalLM(AutoModelForCausalLM.from_config(cfg), rc)
+    need = 4 * sum(p.numel() for p in shapes.parameters())
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        raise IrexportError(f"a model of these sizes holds {need / 2**30:.1f} GiB of float32 weights, more than this "
+                            f"machine's {have / 2**30:.1f} GiB of memory")
 
 
 def routing_config(family: str, num_layers: int, hidden_size: int, units=("attention", "mlp"), **overrides) -> RoutingConfig:
@@ -130,6 +148,7 @@ def make_random_model(family: str = "informed", model_type: str = "llama", seed:
     overrides = {k: sizes.pop(k) for k in list(sizes) if k in routing_keys}
     cfg = hf_config(model_type, vocab_size, **sizes)
     rc = routing_config(family, cfg.num_hidden_layers, cfg.hidden_size, units, **overrides)
+    check_fits_in_memory(cfg, rc)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         base = AutoModelForCausalLM.from_config(cfg)

@@ -35,21 +35,16 @@ def sample_inputs(vocab_size: int, batch: int = 2, seq: int = 16, seed: int = 0)
 
 def load_inputs(path: Path, vocab_size: int) -> dict:
     """Polygraphy inputs JSON (as ``irexport run`` writes) or an .npz with input_ids / attention_mask."""
-    path = Path(path)
-    if not path.is_file():
-        raise IrexportError(f"{path}: not found")
-    try:
-        if path.suffix == ".npz":
-            data = dict(np.load(path, allow_pickle=False))
-        else:
-            from polygraphy.json import load_json
+    from ..arrays import read_npz, read_polygraphy_inputs
+    from ..reference import check_attention_mask, check_input_ids
 
-            data = load_json(str(path))[0]
-    except Exception as e:  # noqa: BLE001 - any unreadable file is bad input
-        raise IrexportError(f"{path}: not a readable inputs file ({e})") from None
+    path = Path(path)
+    data = read_npz(path) if path.suffix == ".npz" else read_polygraphy_inputs(path)
+    unknown = sorted(set(data) - {"input_ids", "attention_mask"})
+    if unknown:
+        raise IrexportError(f"{path}: unknown input {unknown[0]!r} (expected input_ids and optionally attention_mask)")
     if "input_ids" not in data:
         raise IrexportError(f"{path}: missing key 'input_ids'")
-    from ..reference import check_attention_mask, check_input_ids
 
     ids = check_input_ids(np.asarray(data["input_ids"]), vocab_size, str(path))
     mask = data.get("attention_mask")

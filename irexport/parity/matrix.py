@@ -10,6 +10,19 @@ from pathlib import Path
 
 from ..errors import IrexportError
 from ..export.manifest import MANIFEST
+from ..jsonrecord import read_json_record
+from ..schema import Bool, List, Num, Obj, Str
+
+_METRIC = Num(0, nan=True)
+# what a baseline needs of an earlier summary: the rows, each with its metrics (rows that could not run have none)
+BASELINE_SCHEMA = Obj({"entries": List(Obj({"export": Str(), "backend": Str(), "passed": Bool(),
+                                            "logits_max_abs": _METRIC, "kv_max_abs": _METRIC},
+                                           optional=("logits_max_abs", "kv_max_abs")))})
+
+
+def read_baseline(path: Path) -> list[dict]:
+    return read_json_record(Path(path), f"{path}: baseline not found", BASELINE_SCHEMA,
+                            "expected a summary written by irexport parity-matrix")["entries"]
 
 
 def find_exports(roots) -> list[Path]:
