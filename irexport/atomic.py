@@ -16,10 +16,14 @@ from .errors import IrexportError
 
 
 def _publishable(tmp: Path, directory: bool) -> None:
-    """mkstemp/mkdtemp create private (0600/0700) paths; give them the modes a plain create would."""
+    """mkstemp/mkdtemp create private (0600/0700) paths, and so do some writers inside a directory (safetensors
+    writes through a temporary file): give everything the modes a plain create would, as the umask says."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)
+    paths = [tmp, *tmp.rglob("*")] if directory else [tmp]
+    for path in paths:
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _prepare_parent(path: Path) -> None:

@@ -27,10 +27,11 @@ class Spec:
         """The value (normalized where the spec says so); raises for a value the spec does not admit."""
         raise NotImplementedError
 
-    def fail(self, value, key: str, where: str, why: str = ""):
+    def fail(self, value, key: str, where: str):
         shown = repr(value)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise IrexportError(f"{where}: key {key!r} must be {why or self.describe()}, got {shown}")
+        subject = f"key {key!r}" if key else "the whole record"
+        raise IrexportError(f"{where}: {subject} must be {self.describe()}, got {shown}")
 
 
 class Any(Spec):
@@ -46,6 +47,8 @@ class Int(Spec):
         self.lo, self.hi = lo, hi
 
     def describe(self):
+        if self.lo is not None and self.lo == self.hi:
+            return str(self.lo)
         if self.lo is not None and self.hi is not None:
             return f"an integer in [{self.lo}, {self.hi}]"
         return "an integer" + (f" >= {self.lo}" if self.lo is not None else f" <= {self.hi}" if self.hi is not None else "")
@@ -157,9 +160,9 @@ class List(Spec):
         self.item, self.min_len, self.max_len = item, min_len, max_len
 
     def describe(self):
-        size = (f"exactly {self.min_len}" if self.min_len == self.max_len else
-                f"{self.min_len} to {self.max_len}" if self.max_len is not None else f"at least {self.min_len}")
-        return f"a list of {size} items" if self.min_len or self.max_len is not None else "a list"
+        if self.max_len is None:
+            return "a non-empty list" if self.min_len == 1 else f"a list of at least {self.min_len} items" if self.min_len else "a list"
+        return f"a list of {self.min_len} to {self.max_len} items"
 
     def check(self, value, key, where):
         if not isinstance(value, list):

@@ -3,11 +3,13 @@ from them (key names as in the informed-routing, SkipGPT and router-tuning code)
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,6 +100,16 @@ def plugin_build(tmp_path_factory):
     return cmake_build(tmp_path_factory.mktemp("plugins-trt"), f"-DTensorRT_ROOT={root}")
 
 
+PROFILE = {"batch": {"min": 1, "opt": 2, "max": 4}, "sequence": {"min": 1, "opt": 16, "max": 128},
+           "cache": {"min": 1, "opt": 32, "max": 256}}
+
+
+def recipe(**overrides):
+    from irexport.engine.recipe import parse_recipe
+
+    return parse_recipe({"precision": "fp32", "profile": PROFILE, **overrides}, "test.yaml")
+
+
 EXPORT_LAYERS = 2  # export time grows with depth; two layers exercise everything
 
 
@@ -123,6 +135,30 @@ def exported(tmp_path_factory):
 
     return get
 
+
+
+@pytest.fixture
+def build_dir(exported, tmp_path):
+    """An engine directory as irexport build writes it, with stand-in engine bytes: everything runtimes
+    check before TensorRT is asked (TensorRT itself never sees these files)."""
+    from irexport.engine.build import engine_record, report_header
+    from irexport.engine.profiles import input_shapes
+    from irexport.export.manifest import load_manifest
+
+    out, _ = exported("informed")
+    manifest = load_manifest(out)
+    plugins = tmp_path / "libirexport_plugins.so"
+    plugins.write_bytes(b"plugin library v1")
+    report = report_header("11.1.0", recipe(), out, manifest, plugins)
+    engines = tmp_path / "engines"
+    engines.mkdir()
+    for graph in ("prefill", "decode"):
+        path = engines / f"{graph}.engine"
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+        report["engines"][graph] = engine_record(path, out / manifest["graphs"][graph]["file"], manifest, graph,
+                                                 input_shapes(manifest, recipe(), graph))
+    (engines / "build_report.json").write_text(json.dumps(report))
+    return engines, plugins, out
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from irexport.engine.build import check_builder_version, classify_routing_nodes, engine_record, report_header, routing_nodes
+from conftest import PROFILE, recipe
+from irexport.engine.build import check_builder_version, classify_routing_nodes, routing_nodes
 from irexport.engine.loading import require_tensorrt
 from irexport.engine.profiles import check_precision, input_shapes
-from irexport.engine.recipe import load_recipe, parse_recipe
+from irexport.engine.recipe import load_recipe
 from irexport.errors import IrexportError
 from irexport.export.manifest import load_manifest
 from irexport.parity.matrix import regressions
@@ -25,20 +26,12 @@ from irexport.runtime import (
 )
 
 RECIPES = Path(__file__).resolve().parents[1] / "engines" / "recipes"
-PROFILE = {"batch": {"min": 1, "opt": 2, "max": 4}, "sequence": {"min": 1, "opt": 16, "max": 128},
-           "cache": {"min": 1, "opt": 32, "max": 256}}
-
-
 def tensorrt_installed() -> bool:
     try:
         require_tensorrt()
     except IrexportError:
         return False
     return True
-
-
-def recipe(**overrides):
-    return parse_recipe({"precision": "fp32", "profile": PROFILE, **overrides}, "test.yaml")
 
 
 # --- recipes -------------------------------------------------------------------------------------------
@@ -140,26 +133,6 @@ def test_classification_is_not_fooled_by_suffixed_names():
 
 
 # --- the build record runtimes check ---------------------------------------------------------------------------
-
-@pytest.fixture
-def build_dir(exported, tmp_path):
-    """An engine directory as irexport build writes it, with stand-in engine bytes: everything runtimes
-    check before TensorRT is asked (TensorRT itself never sees these files)."""
-    out, _ = exported("informed")
-    manifest = load_manifest(out)
-    plugins = tmp_path / "libirexport_plugins.so"
-    plugins.write_bytes(b"plugin library v1")
-    report = report_header("11.1.0", recipe(), out, manifest, plugins)
-    engines = tmp_path / "engines"
-    engines.mkdir()
-    for graph in ("prefill", "decode"):
-        path = engines / f"{graph}.engine"
-        path.write_bytes(np.random.default_rng(0).bytes(4096))
-        report["engines"][graph] = engine_record(path, out / manifest["graphs"][graph]["file"], manifest, graph,
-                                                 input_shapes(manifest, recipe(), graph))
-    (engines / "build_report.json").write_text(json.dumps(report))
-    return engines, plugins, out
-
 
 def test_intact_build_record_passes(build_dir):
     engines, plugins, _ = build_dir
