@@ -58,7 +58,9 @@ def load_tokenizer(model_dir: Path):
 
     try:
         return AutoTokenizer.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as e:
+    except ImportError:
+        raise  # a missing package is said as such by the CLI
+    except Exception as e:  # noqa: BLE001 - tokenizer files are users' input; transformers raises anything on bad ones
         raise IrexportError(f"{model_dir}: cannot load the tokenizer ({str(e).splitlines()[0] if str(e) else e})") from None
 
 

@@ -96,6 +96,11 @@ def hf(w: Work, text=None, **changes):
     return ["run", w.model(), "--input-ids", w.ids(), "-o", w.out]
 
 
+def tokenizer(w: Work, text: str):
+    (w.model() / "tokenizer.json").write_text(text)
+    return ["run", w.model(), "--text", "hi", "-o", w.out]
+
+
 def routing(w: Work, text=None, **changes):
     _replace(w.edit_json(w.model() / "routing_config.json", **changes), text)
     return ["inspect", w.model()]
@@ -187,6 +192,8 @@ CASES = {
     "hf-not-an-object": (lambda w: hf(w, text="[1, 2]"), ["config.json", "JSON object"]),
     "hf-truncated": (lambda w: hf(w, text='{"model_type": "lla'), ["config.json", "not valid JSON"]),
     "hf-deeply-nested": (lambda w: hf(w, text="[" * 100000 + "]" * 100000), ["config.json", "not valid JSON"]),
+    "tokenizer-malformed": (lambda w: tokenizer(w, '{"version": "1.0", "model": {"type": "BPE", "vocab": 5}}'),
+                            ["cannot load the tokenizer"]),
     # routing_config.json
     "routing-absurd-rank": (lambda w: routing(w, lff_rank=HUGE), ["routing_config.json", "'lff_rank'"]),
     "routing-rank-disagrees-with-weights": (lambda w: routing(w, lff_rank=60000),
