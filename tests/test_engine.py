@@ -52,11 +52,11 @@ def test_recipe_values():
 
 @pytest.mark.parametrize("change,message", [
     ({"precison": "fp16"}, "unknown key 'precison'"),
-    ({"precision": "int8"}, "precision 'int8'"),
-    ({"profile": {k: v for k, v in PROFILE.items() if k != "cache"}}, "missing axis 'cache'"),
-    ({"profile": {**PROFILE, "tokens": PROFILE["batch"]}}, "unknown axis 'tokens'"),
+    ({"precision": "int8"}, "key 'precision' must be one of"),
+    ({"profile": {k: v for k, v in PROFILE.items() if k != "cache"}}, "missing key 'profile.cache'"),
+    ({"profile": {**PROFILE, "tokens": PROFILE["batch"]}}, "unknown key 'profile.tokens'"),
     ({"profile": {**PROFILE, "batch": {"min": 4, "opt": 2, "max": 8}}}, "min <= opt <= max"),
-    ({"profile": {**PROFILE, "batch": {"min": 1, "max": 8}}}, "exactly min, opt and max"),
+    ({"profile": {**PROFILE, "batch": {"min": 1, "max": 8}}}, "missing key 'profile.batch.opt'"),
     ({"profile": {**PROFILE, "batch": {"min": 0, "opt": 2, "max": 8}}}, "profile.batch.min"),
     ({"builder_optimization_level": 9}, "builder_optimization_level"),
     ({"builder_optimization_level": True}, "builder_optimization_level"),
@@ -158,7 +158,7 @@ def test_truncated_or_swapped_engines_are_refused(build_dir):
     with pytest.raises(IrexportError, match="no 'draft' engine"):
         check_engine_file(engines, report, "draft")
     (engines / "build_report.json").write_text("{")
-    with pytest.raises(IrexportError, match="not readable JSON"):
+    with pytest.raises(IrexportError, match="not valid JSON"):
         read_build_report(engines)
     with pytest.raises(IrexportError, match="not a directory written by irexport build"):
         read_build_report(engines.parent)
@@ -237,7 +237,7 @@ def test_build_checks_the_recipe_before_tensorrt(exported, cli, tmp_path):
     assert code == 2 and "asks for float16 but the export is float32" in stderr
     (tmp_path / "r.yaml").write_text("precision: fp32\nprofile: {batch: {min: 1, opt: 1, max: 1}}\n")
     code, _, stderr = cli("build", out, "--recipe", tmp_path / "r.yaml")
-    assert code == 2 and "missing axis 'sequence'" in stderr
+    assert code == 2 and "missing key 'profile.sequence'" in stderr
     code, _, stderr = cli("build", tmp_path, "--recipe", RECIPES / "demo.yaml")
     assert code == 2 and "not an irexport export directory" in stderr
 

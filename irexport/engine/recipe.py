@@ -11,12 +11,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import IrexportError
+from ..schema import Bool, Int, Obj, Opt, Str, validate
 
 PRECISIONS = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
               "bf16": "bfloat16", "bfloat16": "bfloat16"}
 AXES = ("batch", "sequence", "cache")
-KEYS = {"name", "description", "precision", "profile", "builder_optimization_level", "timing_cache",
-        "version_compatible", "serialize_plugins", "workspace_mib"}
+_RANGE = Obj({"min": Int(1, 1 << 31), "opt": Int(1, 1 << 31), "max": Int(1, 1 << 31)}, closed=True)
+SCHEMA = Obj({
+    "name": Str(pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]*", what="a plain directory name"),
+    "description": Str(),
+    "precision": Str(choices=tuple(PRECISIONS)),
+    "profile": Obj({axis: _RANGE for axis in AXES}, closed=True),
+    "builder_optimization_level": Int(0, 5),
+    "timing_cache": Opt(Str(what="a file path (null: no timing cache)")),
+    "version_compatible": Bool(),
+    "serialize_plugins": Bool(),
+    "workspace_mib": Opt(Int(1, 1 << 30)),
+}, optional=("name", "description", "precision", "builder_optimization_level", "timing_cache", "version_compatible",
+             "serialize_plugins", "workspace_mib"), closed=True)
 
 
 @dataclass(frozen=True)
@@ -59,64 +71,24 @@ def load_recipe(path) -> Recipe:
 def parse_recipe(data, where: str, default_name: str = "engine") -> Recipe:
     if not isinstance(data, dict):
         raise IrexportError(f"{where}: a recipe is a mapping of settings")
-    unknown = sorted(set(data) - KEYS)
-    if unknown:
-        raise IrexportError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(KEYS))})")
-    precision = str(data.get("precision", "fp32")).lower()
-    if precision not in PRECISIONS:
-        raise IrexportError(f"{where}: precision {data.get('precision')!r} is not one of fp32, fp16, bf16")
-    if "profile" not in data:
-        raise IrexportError(f"{where}: missing key 'profile' (ranges for {', '.join(AXES)})")
-    level = _integer(data.get("builder_optimization_level", 3), where, "builder_optimization_level", 0, 5)
-    workspace = data.get("workspace_mib")
-    serialize = _boolean(data.get("serialize_plugins", False), where, "serialize_plugins")
-    compatible = _boolean(data.get("version_compatible", False), where, "version_compatible")
+    if isinstance(data.get("precision"), str):
+        data = {**data, "precision": data["precision"].lower()}  # FP16 as well as fp16
+    data = validate(data, SCHEMA, where)
+    for axis, r in data["profile"].items():
+        if not r["min"] <= r["opt"] <= r["max"]:
+            raise IrexportError(f"{where}: profile.{axis} needs min <= opt <= max, got {r['min']}, {r['opt']}, {r['max']}")
+    serialize, compatible = data.get("serialize_plugins", False), data.get("version_compatible", False)
     if serialize and not compatible:
         raise IrexportError(f"{where}: serialize_plugins needs version_compatible: true (TensorRT only serializes "
                             "plugin libraries into version-compatible engines)")
-    name = str(data.get("name", default_name))
-    if not name or "/" in name or name.startswith("."):
-        raise IrexportError(f"{where}: name {name!r} must be a plain directory name")
     return Recipe(
-        name=name,
-        precision=PRECISIONS[precision],
-        profile=_profile(data["profile"], where),
-        builder_optimization_level=level,
-        timing_cache=None if data.get("timing_cache") is None or data["timing_cache"] is False else str(data["timing_cache"]),
+        name=data.get("name", default_name),
+        precision=PRECISIONS[data.get("precision", "fp32")],
+        profile={axis: AxisRange(**data["profile"][axis]) for axis in AXES},
+        builder_optimization_level=data.get("builder_optimization_level", 3),
+        timing_cache=data.get("timing_cache"),
         version_compatible=compatible,
         serialize_plugins=serialize,
-        workspace_mib=None if workspace is None else _integer(workspace, where, "workspace_mib", 1, 1 << 30),
-        description=str(data.get("description", "")),
+        workspace_mib=data.get("workspace_mib"),
+        description=data.get("description", ""),
     )
-
-
-def _profile(data, where: str) -> dict:
-    if not isinstance(data, dict):
-        raise IrexportError(f"{where}: profile must map {', '.join(AXES)} to {{min, opt, max}}")
-    unknown = sorted(set(data) - set(AXES))
-    if unknown:
-        raise IrexportError(f"{where}: profile: unknown axis {unknown[0]!r} (known: {', '.join(AXES)})")
-    ranges = {}
-    for axis in AXES:
-        if axis not in data:
-            raise IrexportError(f"{where}: profile: missing axis {axis!r}")
-        r = data[axis]
-        if not isinstance(r, dict) or set(r) != {"min", "opt", "max"}:
-            raise IrexportError(f"{where}: profile.{axis} must have exactly min, opt and max")
-        lo, opt, hi = (_integer(r[k], where, f"profile.{axis}.{k}", 1, 1 << 31) for k in ("min", "opt", "max"))
-        if not lo <= opt <= hi:
-            raise IrexportError(f"{where}: profile.{axis} needs min <= opt <= max, got {lo}, {opt}, {hi}")
-        ranges[axis] = AxisRange(lo, opt, hi)
-    return ranges
-
-
-def _integer(value, where: str, key: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise IrexportError(f"{where}: {key} must be an integer in [{lo}, {hi}], got {value!r}")
-    return value
-
-
-def _boolean(value, where: str, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise IrexportError(f"{where}: {key} must be true or false, got {value!r}")
-    return value
