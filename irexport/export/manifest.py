@@ -13,11 +13,19 @@ FORMAT_VERSION = 1
 DTYPES = ("float32", "float16", "bfloat16")
 STRATEGIES = ("compact", "masked")
 TENSOR_DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")
-DIM = OneOf(Int(0, 1 << 31), Str(pattern=r"[a-z_]+( \+ \d+)?", what="a dimension name"))
-TENSOR = Obj({"name": Str(pattern=r"[A-Za-z0-9_.]+", what="a tensor name"), "dtype": Str(choices=TENSOR_DTYPES),
-              "shape": List(DIM, max_len=8)})
-GRAPH = Obj({"file": FILE_NAME, "inputs": List(TENSOR, min_len=1), "outputs": List(TENSOR, min_len=1),
-             "custom_ops": List(Str())})
+# input dimensions are what engine profiles are derived from: a number or an axis ("past_sequence + 1");
+# output dimensions may be any expression of them
+INPUT_DIM = OneOf(Int(0, 1 << 31), Str(pattern=r"[a-z_]+( \+ \d+)?", what="a dimension name"))
+OUTPUT_DIM = OneOf(Int(0, 1 << 31), Str())
+
+
+def _tensor(dim):
+    return Obj({"name": Str(pattern=r"[A-Za-z0-9_.]+", what="a tensor name"), "dtype": Str(choices=TENSOR_DTYPES),
+                "shape": List(dim, max_len=8)})
+
+
+GRAPH = Obj({"file": FILE_NAME, "inputs": List(_tensor(INPUT_DIM), min_len=1),
+             "outputs": List(_tensor(OUTPUT_DIM), min_len=1), "custom_ops": List(Str())})
 # what irexport reads of a manifest (other keys are for people and other tools)
 SCHEMA = Obj({
     "format_version": Int(FORMAT_VERSION, FORMAT_VERSION),
