@@ -157,3 +157,30 @@ def test_float16_padding_stays_finite():
     out = model(ids, attention_mask=left_padding_mask([16, 6], 16))
     assert torch.isfinite(out.logits).all()
     assert all(torch.isfinite(k).all() and torch.isfinite(v).all() for k, v in out.past_key_values)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_SETTINGS))
+def test_router_calibration_is_one_forward_and_equals_unit_by_unit(name):
+    """``irexport init`` centres each router on its inputs in one forward (linear in depth); the result is
+    the one of centring unit by unit with a whole forward each, the definition."""
+    from irexport.models.random_init import _centre, calibrate, calibration_ids
+
+    one, reference = (tiny(name, calibrate_routers=False) for _ in range(2))
+    ids = calibration_ids(one.config.vocab_size, seed=0)
+    forwards = []
+    one.base.model.embed_tokens.register_forward_hook(lambda *a: forwards.append(1))
+    calibrate(one, ids)
+    assert len(forwards) == 1
+    rc = reference.routing_config
+    with torch.no_grad():
+        for i in range(rc.num_layers):
+            for unit in UNITS:
+                if rc.is_routed(i, unit):
+                    router, seen = reference.routing.layers[i][unit].router, []
+                    hook = router.register_forward_pre_hook(lambda mod, args: seen.append(args[0].float()))
+                    reference(ids)
+                    hook.remove()
+                    _centre(router, rc, seen[0])
+    for (key, a), b in zip(one.routing.state_dict().items(), reference.routing.state_dict().values()):
+        assert torch.equal(a, b), key
+    assert 0.2 < one(ids).execute.float().mean() < 0.8  # mixed decisions, what calibration is for

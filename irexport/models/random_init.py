@@ -86,18 +86,17 @@ def calibration_ids(vocab_size: int, seed: int, batch: int = 4, seq: int = 32) -
 
 @torch.no_grad()
 def calibrate(model: RoutedCausalLM, input_ids: torch.Tensor) -> None:
-    """Centre every routed unit's decision boundary on the median score of ``input_ids``."""
+    """Centre every routed unit's decision boundary on the median score of ``input_ids``, in one forward:
+    each router is centred on its input just before it runs, so the units after it see the calibrated
+    decisions (a forward per unit gives the same result at a cost quadratic in depth)."""
     rc = model.routing_config
-    for i in range(rc.num_layers):
-        for unit in UNITS:
-            if not rc.is_routed(i, unit):
-                continue
-            router = model.routing.layers[i][unit].router
-            seen = []
-            hook = router.register_forward_pre_hook(lambda mod, args: seen.append(args[0].float()))
-            model(input_ids)
+    routers = [model.routing.layers[i][u].router for i in range(rc.num_layers) for u in UNITS if rc.is_routed(i, u)]
+    hooks = [r.register_forward_pre_hook(lambda mod, args: _centre(mod, rc, args[0].float())) for r in routers]
+    try:
+        model(input_ids)
+    finally:
+        for hook in hooks:
             hook.remove()
-            _centre(router, rc, seen[0])
 
 
 def _midpoint(scores: torch.Tensor) -> torch.Tensor:
