@@ -55,14 +55,27 @@ def atomic_file(path: str | os.PathLike):
         raise
 
 
+def _replaceable(path: Path, inputs) -> Path:
+    """``path`` resolved; never the current directory or one above it, nor an input or a directory holding one."""
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise IrexportError(f"{path}: is the current directory or one above it; name a new output directory")
+    for given in inputs:
+        source = Path(given).resolve()
+        if source == resolved or resolved in source.parents:
+            raise IrexportError(f"{path}: would replace the input {given}; write the output elsewhere")
+    return resolved
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, overwrite: bool = False):
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()):
     """Yield a temporary directory next to ``path``; it replaces ``path`` if the block succeeds.
 
     An existing non-empty ``path`` is an error unless ``overwrite``; it is only removed once the new
-    directory is complete.
+    directory is complete. ``path`` may not be (or hold) one of ``inputs``.
     """
-    path = Path(path)
+    path = _replaceable(Path(path), inputs)
     if path.exists() and not path.is_dir():
         raise IrexportError(f"{path}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not overwrite:

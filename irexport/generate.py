@@ -46,9 +46,21 @@ class OnnxGenerator:
             providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self.prefill = ort.InferenceSession(str(export_dir / self.manifest["graphs"]["prefill"]["file"]), opts, providers=list(providers))
-        self.decode = ort.InferenceSession(str(export_dir / self.manifest["graphs"]["decode"]["file"]), opts, providers=list(providers))
+        self.prefill, self.decode = (self._session(ort, export_dir, graph, opts, providers) for graph in ("prefill", "decode"))
         self.layers = self.manifest["model"]["num_layers"]
+
+    def _session(self, ort, export_dir, graph: str, opts, providers):
+        """A graph's session, whose inputs and outputs must be the ones the manifest lists."""
+        from .errors import IrexportError
+
+        record = self.manifest["graphs"][graph]
+        path = export_dir / record["file"]
+        session = ort.InferenceSession(str(path), opts, providers=list(providers))
+        for kind, found in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
+            if [v.name for v in found] != [t["name"] for t in record[kind]]:
+                raise IrexportError(f"{path}: its {kind} are not the ones manifest.json lists for the {graph} graph "
+                                    "(files swapped or replaced? re-export)")
+        return session
 
     def greedy(self, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int) -> np.ndarray:
         names = [o.name for o in self.prefill.get_outputs()]

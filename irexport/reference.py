@@ -15,6 +15,7 @@ import torch
 from .arrays import read_npy
 from .errors import IrexportError
 
+MAX_INPUT_TOKENS = 1024 * 65536  # the largest batch x sequence the flags take: a file's header is held to it
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 RUNNER_NAME = "irexport-torch-reference"
 
@@ -42,11 +43,11 @@ def check_attention_mask(mask: np.ndarray, shape: tuple, where: str) -> np.ndarr
 
 
 def load_input_ids(path: Path, vocab_size: int) -> np.ndarray:
-    return check_input_ids(read_npy(path), vocab_size, str(path))
+    return check_input_ids(read_npy(path, MAX_INPUT_TOKENS), vocab_size, str(path))
 
 
 def load_attention_mask(path: Path, shape: tuple) -> np.ndarray:
-    return check_attention_mask(read_npy(path), shape, str(path))
+    return check_attention_mask(read_npy(path, MAX_INPUT_TOKENS), shape, str(path))
 
 
 def has_tokenizer(model_dir: Path) -> bool:

@@ -60,7 +60,7 @@ def check_built_from(report: dict, manifest: dict, engine_dir) -> None:
     built = report["export"]
     if built["source_sha256"] != manifest["source"]["sha256"] or built["dtype"] != manifest["dtype"]:
         raise IrexportError(f"{engine_dir}: built from another export ({built['dtype']}, source "
-                            f"{built['source_sha256'][:12]}); rebuild with irexport build")
+                            f"{(built['source_sha256'] or 'unknown')[:12]}); rebuild with irexport build")
 
 
 def check_engine_file(engine_dir, report: dict, graph: str) -> Path:

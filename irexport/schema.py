@@ -62,11 +62,11 @@ class Int(Spec):
 
 
 class Num(Spec):
-    """A number in [lo, hi]; ``open_lo`` excludes lo. Finite unless ``nan`` (NaN admitted: a measured error
-    that was not a number is still a measurement)."""
+    """A number in [lo, hi]; ``open_lo`` excludes lo. Finite unless ``finite=False`` (NaN and infinities
+    admitted: a measured error that overflowed is still a measurement)."""
 
-    def __init__(self, lo: float | None = None, hi: float | None = None, open_lo: bool = False, nan: bool = False):
-        self.lo, self.hi, self.open_lo, self.nan = lo, hi, open_lo, nan
+    def __init__(self, lo: float | None = None, hi: float | None = None, open_lo: bool = False, finite: bool = True):
+        self.lo, self.hi, self.open_lo, self.finite = lo, hi, open_lo, finite
 
     def describe(self):
         left = "(" if self.open_lo else "["
@@ -79,10 +79,10 @@ class Num(Spec):
     def check(self, value, key, where):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(value, key, where)
-        if self.nan and math.isnan(value):
-            return value
-        if not math.isfinite(value):
+        if not math.isfinite(value) and self.finite:
             self.fail(value, key, where)
+        if math.isnan(value):
+            return value
         if self.lo is not None and (value < self.lo or (self.open_lo and value == self.lo)):
             self.fail(value, key, where)
         if self.hi is not None and value > self.hi:
@@ -199,6 +199,7 @@ class Map(Spec):
     def check(self, value, key, where):
         if not isinstance(value, dict):
             self.fail(value, key, where)
+        _string_keys(value, key, where)
         out = {}
         for k, v in value.items():
             if self.keys is not None and k not in self.keys:
@@ -217,6 +218,7 @@ class Obj(Spec):
     def check(self, value, key, where):
         if not isinstance(value, dict):
             self.fail(value, key, where)
+        _string_keys(value, key, where)
         if self.closed:
             unknown = sorted(set(value) - set(self.fields))
             if unknown:
@@ -229,6 +231,13 @@ class Obj(Spec):
                 raise IrexportError(f"{where}: missing key {_join(key, name)!r}")
             out[name] = spec.check(value[name], _join(key, name), where)
         return out
+
+
+def _string_keys(value: dict, key: str, where: str) -> None:
+    """JSON keys are strings; YAML's need not be."""
+    for k in value:
+        if not isinstance(k, str):
+            raise IrexportError(f"{where}: key {_join(key, k)!r} is not a string")
 
 
 def _join(key: str, name) -> str:

@@ -192,6 +192,13 @@ CASES = {
     "hf-not-an-object": (lambda w: hf(w, text="[1, 2]"), ["config.json", "JSON object"]),
     "hf-truncated": (lambda w: hf(w, text='{"model_type": "lla'), ["config.json", "not valid JSON"]),
     "hf-deeply-nested": (lambda w: hf(w, text="[" * 100000 + "]" * 100000), ["config.json", "not valid JSON"]),
+    "hf-transformers-strict-check": (lambda w: hf(w, attention_dropout="x"), ["config.json", "transformers refuses"]),
+    "hf-rope-theta-negative": (lambda w: hf(w, rope_parameters={"rope_type": "default", "rope_theta": -1.0}),
+                               ["config.json", "'rope_parameters.rope_theta'"]),
+    "hf-rope-unknown-type": (lambda w: hf(w, rope_parameters={"rope_type": "spiral"}), ["config.json", "'spiral'"]),
+    "hf-dtype-unknown": (lambda w: hf(w, dtype="float128"), ["config.json", "'dtype'"]),
+    "hf-integer-of-5000-digits": (lambda w: hf(w, vocab_size=0, text=lambda t: t.replace('"vocab_size": 0', '"vocab_size": ' + "9" * 5000)),
+                                  ["config.json", "not valid JSON"]),
     "tokenizer-malformed": (lambda w: tokenizer(w, '{"version": "1.0", "model": {"type": "BPE", "vocab": 5}}'),
                             ["cannot load the tokenizer"]),
     # routing_config.json
@@ -205,8 +212,15 @@ CASES = {
     "routing-empty-file": (lambda w: routing(w, text=""), ["routing_config.json", "not valid JSON"]),
     "routing-too-large": (lambda w: [*routing(w), _sparse(w.model() / "routing_config.json", 65 << 20)][:2],
                           ["routing_config.json", "too large"]),
+    "weights-non-string-keys": (lambda w: _research(w, {1: np.zeros(3)}), ["ckpt.pt", "key 1 is not a string"]),
+    "weights-scalar-router": (lambda w: _research(w, {"model.layers.0.router_attention.hidden_layer.weight": 1.0}),
+                              ["ckpt.pt", "is a scalar"]),
+    # outputs that would destroy inputs
+    "output-is-the-input": (lambda w: ["run", w.model(), "--input-ids", w.ids(), "-o", w.model(), "--overwrite"],
+                            ["would replace the input"]),
+    "output-holds-the-input": (lambda w: ["export", w.model(), "-o", w.root, "--overwrite"], ["would replace the input"]),
     # .npy token ids: lying, truncated, hostile
-    "npy-lying-header": (lambda w: ["run", w.model(), "--input-ids", w.npy("ids.npy", raw=npy_header((HUGE, HUGE)) + bytes(48)),
+    "npy-lying-header": (lambda w: ["run", w.model(), "--input-ids", w.npy("ids.npy", raw=npy_header((4096, 4096)) + bytes(48)),
                                     "-o", w.out], ["ids.npy", "header says"]),
     "npy-truncated": (lambda w: ["run", w.model(), "--input-ids", w.npy("ids.npy", raw=npy_bytes(np.ones((4, 8), np.int64))[:-5]),
                                  "-o", w.out], ["ids.npy", "truncated"]),
@@ -216,11 +230,15 @@ CASES = {
     "mask-not-zero-one": (lambda w: ["run", w.model(), "--input-ids", w.ids(), "--attention-mask",
                                      w.npy("mask.npy", np.array([[1, 2, 1]])), "-o", w.out], ["mask.npy"]),
     # parity inputs (.npz, Polygraphy JSON)
-    "npz-lying-member": (lambda w: parity_inputs(w, "in.npz", npz({"input_ids.npy": npy_header((HUGE,)) + bytes(8)})),
+    "npz-lying-member": (lambda w: parity_inputs(w, "in.npz", npz({"input_ids.npy": npy_header((1 << 24,)) + bytes(8)})),
                          ["in.npz", "'input_ids'", "header says"]),
     "npz-unknown-input": (lambda w: parity_inputs(w, "in.npz", npz({"input_ids.npy": npy_bytes(np.ones((1, 4), np.int64)),
                                                                    "pixels.npy": npy_bytes(np.ones(3))})),
-                          ["in.npz", "unknown input 'pixels'"]),
+                          ["in.npz", "unknown array 'pixels'"]),
+    "npz-record-dtype": (lambda w: parity_inputs(w, "in.npz", npz({"input_ids.npy": npy_bytes(np.zeros(4, [("a", "<i8")]))})),
+                         ["in.npz", "not a number type"]),
+    "npz-bomb": (lambda w: parity_inputs(w, "in.npz", _deflated("input_ids.npy", npy_bytes(np.zeros((1, 1 << 27), np.int8)))),
+                 ["in.npz", "more than 67108864 values"]),
     "npz-not-a-zip": (lambda w: parity_inputs(w, "in.npz", b"PK\x03\x04 not really"), ["in.npz", ".npz"]),
     "json-inputs-not-base64": (lambda w: parity_inputs(w, "in.json", json.dumps([{"input_ids": {
         "array": "***", "polygraphy_class": "ndarray"}}])), ["in.json", "base64"]),
@@ -228,7 +246,7 @@ CASES = {
                                 ["in.json", "must be a non-empty list"]),
     "json-inputs-foreign-class": (lambda w: parity_inputs(w, "in.json", json.dumps([{"input_ids": {
         "polygraphy_class": "RunResults", "array": ""}}])), ["in.json", "'ndarray'"]),
-    "json-inputs-lying-array": (lambda w: parity_inputs(w, "in.json", polygraphy_json(input_ids=npy_header((HUGE, 2)))),
+    "json-inputs-lying-array": (lambda w: parity_inputs(w, "in.json", polygraphy_json(input_ids=npy_header((1 << 20, 2)))),
                                 ["in.json", "header says"]),
     # the export's manifest.json
     "manifest-missing-graphs": (lambda w: manifest(w, graphs=None), ["manifest.json", "missing key 'graphs'", "re-export"]),
@@ -238,6 +256,9 @@ CASES = {
     "manifest-kv-shape": (lambda w: manifest(w, model__kv_shape=[1, 2]), ["manifest.json", "'model.kv_shape'"]),
     "manifest-vocab-a-float": (lambda w: manifest(w, model__vocab_size=257.0), ["manifest.json", "'model.vocab_size'"]),
     "manifest-format-from-the-future": (lambda w: manifest(w, format_version=99), ["manifest.json", "'format_version'"]),
+    "manifest-layers-lie": (lambda w: manifest(w, model__num_layers=3), ["manifest.json", "disagree with model.num_layers"]),
+    "manifest-graphs-swapped": (lambda w: manifest(w, graphs__prefill__file="decode.onnx"),
+                                ["decode.onnx", "not the ones manifest.json lists"]),
     "manifest-truncated": (lambda w: manifest(w, text='{"format_version": 1, "dty'), ["manifest.json", "not valid JSON"]),
     # the build record runtimes check
     "build-report-missing-engines": (lambda w: build_report(w, engines=None), ["build_report.json", "missing key 'engines'"]),
@@ -254,6 +275,10 @@ CASES = {
                                  ["baseline.json", "'entries[0].logits_max_abs'"]),
     # recipes
     "recipe-python-tag": (lambda w: recipe_file(w, "!!python/object/apply:os.system ['touch pwned']\n"), ["recipe.yaml"]),
+    "recipe-key-twice": (lambda w: recipe_file(w, (RECIPES / "demo.yaml").read_text() + "name: other\n"),
+                         ["recipe.yaml", "'name' given twice"]),
+    "recipe-integer-key": (lambda w: recipe_file(w, (RECIPES / "demo.yaml").read_text() + "1: one\n"),
+                           ["recipe.yaml", "is not a string"]),
     "recipe-inverted-range": (lambda w: recipe_file(w, (RECIPES / "demo.yaml").read_text().replace(
         "{min: 1, opt: 2, max: 4}", "{min: 8, opt: 2, max: 4}")), ["recipe.yaml", "min <= opt <= max"]),
     # research checkpoints
@@ -265,6 +290,20 @@ def _sparse(path: Path, size: int) -> Path:
     with open(path, "r+b") as f:
         f.truncate(size)  # a large file that takes no disk space
     return path
+
+
+def _deflated(name: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _research(w: Work, state: dict):
+    import torch
+
+    torch.save({k: torch.tensor(v) for k, v in state.items()}, w.root / "ckpt.pt")
+    return ["convert", w.root / "ckpt.pt", "--family", "informed", "--base", w.model(), "-o", w.out]
 
 
 def _router_tuning(w: Work, config: dict):

@@ -129,6 +129,20 @@ def test_an_internal_error_has_its_own_exit_code_and_one_line(cli, model_dir, mo
         cli("inspect", model_dir)
 
 
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: "
+                                                                  "can't allocate memory: you tried to allocate 8 GB")])
+def test_running_out_of_memory_is_one_line_not_a_crash(cli, model_dir, monkeypatch, error):
+    """Inputs too large for the machine (a long sequence through eager attention) are the user's to shrink."""
+    import irexport.cli.inspect as inspect_cli
+
+    def allocate(*args):
+        raise error
+
+    monkeypatch.setattr(inspect_cli, "report", allocate)
+    code, _, err = cli("inspect", model_dir)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("irexport: error: out of memory in 'inspect'")
+
+
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
 def test_a_signal_during_an_export_leaves_nothing(model_dir, tmp_path, signum):
     """SIGTERM (CI timeouts, container stops) is handled like Ctrl-C (SIGINT): exit 130, one line, no partial

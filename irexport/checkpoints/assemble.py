@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import IrexportError
+from ..errors import IrexportError, one_line
 from ..models.config import RoutingConfig
 from ..models.routed import RoutedCausalLM
 
@@ -19,8 +19,10 @@ def build_model(hf_config, routing_config: RoutingConfig) -> RoutedCausalLM:
     hf_config._attn_implementation = "eager"  # our forward does its own attention; keep the base plain
     try:
         base = AutoModelForCausalLM.from_config(hf_config)
-    except (ValueError, KeyError) as e:
-        raise IrexportError(f"cannot build model_type {hf_config.model_type!r}: {e}") from None
+    except ImportError:
+        raise
+    except Exception as e:  # noqa: BLE001 - what transformers raises on a config it cannot build from
+        raise IrexportError(f"cannot build a {hf_config.model_type} model from this config: {one_line(e)}") from None
     return RoutedCausalLM(base, routing_config)
 
 

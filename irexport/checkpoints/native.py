@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ..atomic import atomic_dir
-from ..errors import IrexportError
+from ..errors import IrexportError, one_line
 from ..jsonrecord import read_json
 from ..models.config import RoutingConfig
 from ..models.routed import SUPPORTED_MODEL_TYPES
@@ -25,6 +27,9 @@ ROUTING_WEIGHTS = "routing.safetensors"
 
 
 _TOKEN_ID = Opt(OneOf(Int(0), List(Int(0), min_len=1)))
+# rotary embeddings: transformers 5 writes rope_parameters, older configs rope_scaling (+ rope_theta)
+_ROPE = Opt(Obj({"rope_type": Str(), "type": Str(), "rope_theta": Num(0, open_lo=True), "factor": Num(1)},
+                optional=("rope_type", "type", "rope_theta", "factor")))
 # the part of a transformers config.json irexport relies on; the rest is transformers' to check
 HF_CONFIG_SCHEMA = Obj({
     "model_type": Str(),
@@ -42,13 +47,17 @@ HF_CONFIG_SCHEMA = Obj({
     "attention_bias": Bool(),
     "mlp_bias": Bool(),
     "hidden_act": Str(),
-    "sliding_window": Opt(Int(1)),
+    "rope_parameters": _ROPE,
+    "rope_scaling": _ROPE,
+    "sliding_window": Opt(Int(0)),
+    "dtype": Opt(Str()),
+    "torch_dtype": Opt(Str()),
     "bos_token_id": _TOKEN_ID,
     "eos_token_id": _TOKEN_ID,
-    "pad_token_id": _TOKEN_ID,
+    "pad_token_id": Opt(Int(-1)),  # -1 and vocab_size occur in released configs: it only pads
 }, optional=("num_key_value_heads", "head_dim", "max_position_embeddings", "rms_norm_eps", "rope_theta",
-             "tie_word_embeddings", "attention_bias", "mlp_bias", "hidden_act", "sliding_window", "bos_token_id",
-             "eos_token_id", "pad_token_id"))
+             "tie_word_embeddings", "attention_bias", "mlp_bias", "hidden_act", "rope_parameters", "rope_scaling",
+             "sliding_window", "dtype", "torch_dtype", "bos_token_id", "eos_token_id", "pad_token_id"))
 
 
 def check_hf_config(data, where: str) -> dict:
@@ -66,7 +75,7 @@ def check_hf_config(data, where: str) -> dict:
                             f"({heads}) when head_dim is not given")
     if (head_dim or data["hidden_size"] // heads) % 2:
         raise IrexportError(f"{where}: the head size ({head_dim or data['hidden_size'] // heads}) must be even (rotary embeddings)")
-    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+    for key in ("bos_token_id", "eos_token_id"):
         ids = data.get(key)
         if any(i >= data["vocab_size"] for i in ([] if ids is None else ids if isinstance(ids, list) else [ids])):
             raise IrexportError(f"{where}: key {key!r} must lie in [0, {data['vocab_size']}), got {ids!r}")
@@ -75,6 +84,17 @@ def check_hf_config(data, where: str) -> dict:
 
         if data["hidden_act"] not in ACT2FN:
             raise IrexportError(f"{where}: key 'hidden_act' {data['hidden_act']!r} is not an activation transformers knows")
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    for key in ("rope_parameters", "rope_scaling"):
+        rope_type = (data.get(key) or {}).get("rope_type", (data.get(key) or {}).get("type", "default"))
+        if rope_type not in ("default", *ROPE_INIT_FUNCTIONS):
+            raise IrexportError(f"{where}: key '{key}.rope_type' {rope_type!r} is not a rotary embedding transformers "
+                                f"knows ({', '.join(('default', *ROPE_INIT_FUNCTIONS))})")
+    for key in ("dtype", "torch_dtype"):
+        name = data.get(key)
+        if name is not None and name != "auto" and not isinstance(getattr(torch, name, None), torch.dtype):
+            raise IrexportError(f"{where}: key {key!r} {name!r} is not a torch dtype")
     return data
 
 
@@ -86,8 +106,10 @@ def load_hf_config(path: Path):
 
     try:
         return CONFIG_MAPPING[data["model_type"]].from_dict({k: v for k, v in data.items() if k != "model_type"})
-    except (TypeError, ValueError, KeyError) as e:
-        raise IrexportError(f"{cfg_file}: invalid transformers config: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    except ImportError:
+        raise
+    except Exception as e:  # noqa: BLE001 - transformers' own checks of the rest (strict dataclass errors and more)
+        raise IrexportError(f"{cfg_file}: transformers refuses the config: {one_line(e)}") from None
 
 
 def read_base_weights(directory: Path, required: bool = True) -> tuple[dict, str]:
@@ -113,6 +135,9 @@ def load_model(path):
         raise IrexportError(f"{path}: no {ROUTING_CONFIG} (not an irexport model; research checkpoints go through 'irexport convert')")
     hf_config = load_hf_config(path)
     routing_config = RoutingConfig.load(path / ROUTING_CONFIG)
+    if routing_config.num_layers != hf_config.num_hidden_layers:
+        raise IrexportError(f"{path / ROUTING_CONFIG}: num_layers is {routing_config.num_layers}, config.json has "
+                            f"{hf_config.num_hidden_layers} layers")
     base_state, base_where = read_base_weights(path)
     routing_state = read_safetensors(path / ROUTING_WEIGHTS)
     model = assemble(hf_config, routing_config, base_state, routing_state, base_where, str(path / ROUTING_WEIGHTS))
@@ -120,14 +145,15 @@ def load_model(path):
     return model
 
 
-def save_model(model, out_dir, overwrite: bool = False, tokenizer=None) -> Path:
-    """Write ``model`` in our format, atomically: a failed save leaves no partial directory."""
+def save_model(model, out_dir, overwrite: bool = False, tokenizer=None, inputs=()) -> Path:
+    """Write ``model`` in our format, atomically: a failed save leaves no partial directory (nor replaces one
+    of ``inputs``, the files it was read from)."""
     from safetensors.torch import save_file
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a one-shard progress bar is noise
 
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
         model.base.save_pretrained(tmp, safe_serialization=True)
         model.routing_config.save(tmp / ROUTING_CONFIG)
         routing = {k: v.detach().contiguous() for k, v in model.routing.state_dict().items()}

@@ -105,7 +105,9 @@ def infer_routing_config(family: str, routing: dict, origin: dict, num_layers: i
     if family not in RESEARCH_FAMILIES:
         raise IrexportError(f"unknown research family {family!r} (expected one of {', '.join(RESEARCH_FAMILIES)})")
     units = {"attention": set(), "mlp": set()}
-    for key in routing:
+    for key, tensor in routing.items():
+        if tensor.ndim == 0:
+            raise IrexportError(f"{origin[key]}: key {key!r} is a scalar, not a weight matrix or bias vector")
         layer, unit, part = key.split(".")[1:4]
         if int(layer) >= num_layers:
             raise IrexportError(f"{origin[key]}: key {key!r} is for layer {layer}, but the base config has layers 0..{num_layers - 1}")

@@ -47,6 +47,8 @@ def read_torch(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict):
         raise IrexportError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(obj).__name__}")
     for key, value in obj.items():
+        if not isinstance(key, str):
+            raise IrexportError(f"{path}: key {key!r} is not a string (a state dict maps parameter names to tensors)")
         if not isinstance(value, torch.Tensor):
             raise IrexportError(f"{path}: key {key!r} is a {type(value).__name__}, not a tensor")
     return obj

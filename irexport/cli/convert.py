@@ -35,7 +35,7 @@ def main(args) -> int:
     log(f"reading {len(args.checkpoints)} checkpoint(s) as {args.family} over {args.base}")
     model = load_research(args.checkpoints, args.family, args.base, args.router_input)
     tokenizer = load_tokenizer(args.base) if has_tokenizer(args.base) else None
-    save_model(model, args.output, overwrite=args.overwrite, tokenizer=tokenizer)
+    save_model(model, args.output, overwrite=args.overwrite, tokenizer=tokenizer, inputs=[*args.checkpoints, args.base])
     rc = model.routing_config
     log(f"wrote {args.output} ({rc.family}: {len(rc.units['attention'])} routed attention, {len(rc.units['mlp'])} routed MLP units)")
     return 0

@@ -27,19 +27,16 @@ def main(args) -> int:
     import numpy as np
 
     from .. import reference
-    from ..errors import IrexportError
-    from ..export.manifest import load_manifest
+    from ..export.manifest import load_manifest, source_model
     from ..generate import OnnxGenerator
     from ..parity.backends import onnxrt_errors
 
     manifest = load_manifest(args.export_dir)
-    source = Path(manifest["source"]["path"]) if manifest["source"]["path"] else None
     if args.input_ids is not None:
         ids = reference.load_input_ids(args.input_ids, manifest["model"]["vocab_size"])
         mask = np.ones_like(ids)
     else:
-        if source is None:
-            raise IrexportError(f"{args.export_dir}: the export records no source model with a tokenizer; use --input-ids")
+        source = source_model(manifest, args.export_dir, "its tokenizer is needed for --prompt: use --input-ids")
         ids, mask = reference.tokenize(source, args.prompt, manifest["model"]["vocab_size"])
     if args.engine is not None:
         from ..runtime import EngineGenerator, check_built_from, read_build_report

@@ -1,6 +1,7 @@
 """``irexport`` entry point: parses arguments and turns bad input into one line and exit code 2.
 
-Exit codes: 0 success, 1 a check failed (parity and the like), 2 bad input or usage, 70 internal error
+Exit codes: 0 success, 1 a check failed (parity and the like), 2 bad input or usage (out of memory on inputs too
+large for the machine included), 70 internal error
 (a bug in irexport: one line, the traceback with --debug or IREXPORT_DEBUG=1), 130 interrupted (SIGINT or
 SIGTERM; nothing half-written is kept). CI can tell a crash from a failed check.
 """
@@ -14,7 +15,7 @@ import sys
 import threading
 
 from .. import __version__
-from ..errors import IrexportError
+from ..errors import IrexportError, one_line
 from . import build, convert, demo, export, generate, init, inspect, parity, parity_matrix, plugins, run
 
 COMMANDS = (init, convert, run, inspect, export, build, parity, parity_matrix, generate, plugins, demo)
@@ -77,6 +78,10 @@ def _run(args, debug: bool) -> int:
         print("irexport: interrupted (no partial output was kept)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - a missing optional package is bad input; anything else is a bug
+        if _out_of_memory(e):
+            print(f"irexport: error: out of memory in '{args.command}' ({one_line(e, 160)}): use smaller inputs (batch, "
+                  "sequence length, model) or a machine with more memory", file=sys.stderr)
+            return EXIT_BAD_INPUT
         top = (e.name or "").split(".")[0] if isinstance(e, ModuleNotFoundError) else None
         if top in OPTIONAL:
             print(f"irexport: error: '{args.command}' needs the {top} package, which is not installed "
@@ -88,6 +93,12 @@ def _run(args, debug: bool) -> int:
         print(f"irexport: internal error in '{args.command}' ({type(e).__name__}{': ' + detail if detail else ''}); "
               "this is a bug in irexport: rerun with --debug for the traceback", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _out_of_memory(e: Exception) -> bool:
+    """Python's MemoryError, torch's (CPU allocator failures, CUDA's OutOfMemoryError) and ONNX Runtime's."""
+    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or any(s in str(e) for s in ("can't allocate memory", "bad allocation", "Failed to allocate memory")))
 
 
 if __name__ == "__main__":

@@ -51,15 +51,12 @@ def backend_list(text: str) -> tuple:
 def main(args) -> int:
     from ..atomic import atomic_file
     from ..checkpoints import load_model
-    from ..errors import IrexportError
-    from ..export.manifest import check_model_matches, load_manifest
+    from ..export.manifest import check_model_matches, load_manifest, source_model
     from ..parity.check import load_inputs, parity, sample_inputs
     from ..reference import DTYPES
 
     manifest = load_manifest(args.export_dir)
-    source = args.model or (Path(manifest["source"]["path"]) if manifest["source"]["path"] else None)
-    if source is None:
-        raise IrexportError(f"{args.export_dir}/manifest.json: records no source model; pass --model")
+    source = args.model or source_model(manifest, args.export_dir)
     model = load_model(source)
     check_model_matches(manifest, model, str(source))
     vocab = model.config.vocab_size

@@ -30,7 +30,7 @@ def main(args) -> int:
     from ..atomic import atomic_file
     from ..checkpoints import load_model
     from ..errors import IrexportError
-    from ..export.manifest import check_model_matches, load_manifest
+    from ..export.manifest import check_model_matches, load_manifest, source_model
     from ..parity.check import parity, sample_inputs
     from ..parity.matrix import find_exports, read_baseline, regressions, summarize
     from ..reference import DTYPES
@@ -42,8 +42,9 @@ def main(args) -> int:
         log(f"[{i}/{len(exports)}] {export_dir} on {', '.join(args.backends)}")
         try:
             manifest = load_manifest(export_dir)
-            model = load_model(manifest["source"]["path"])
-            check_model_matches(manifest, model, manifest["source"]["path"])
+            source = source_model(manifest, export_dir, "parity-matrix runs exports that name their source")
+            model = load_model(source)
+            check_model_matches(manifest, model, str(source))
             feed = sample_inputs(model.config.vocab_size, args.batch, args.seq)
             report = parity(export_dir, model.to(DTYPES[manifest["dtype"]]), feed, args.new_tokens, args.backends)
             rows += summarize(export_dir, report)

@@ -66,7 +66,10 @@ def check(args) -> int:
         log(f"{count} distinct routing-node signatures in {len(files)} ONNX file(s)")
         steps = [["contract", str(library), str(cases)]] if count else []
         steps.append(["loaders", str(library), str(register), str(standin)])
-        codes = [subprocess.run([str(harness), *step]).returncode for step in steps]
+        try:
+            codes = [subprocess.run([str(harness), *step]).returncode for step in steps]
+        except OSError as e:
+            raise IrexportError(f"{harness}: cannot run ({e.strerror}); rebuild with `irexport plugins build`") from None
     if any(code not in (0, 1) for code in codes):
         raise IrexportError(f"{harness} could not run (exit codes {codes})")
     return 1 if any(codes) else 0
@@ -83,13 +86,15 @@ def main(args) -> int:
         raise IrexportError(f"{SOURCE}: plugin sources not found (build from a checkout of the irexport repository)")
     if shutil.which("cmake") is None:
         raise IrexportError("cmake is not installed (pip install cmake, or your system's package)")
+    if args.build_dir.exists() and not args.build_dir.is_dir():
+        raise IrexportError(f"--build-dir {args.build_dir}: exists and is not a directory")
     configure = ["cmake", "-S", str(SOURCE), "-B", str(args.build_dir)]
     if args.tensorrt_root:
         if not (args.tensorrt_root / "include" / "NvInferRuntime.h").is_file():
             raise IrexportError(f"{args.tensorrt_root}: no TensorRT headers here (expected include/NvInferRuntime.h)")
         configure.append(f"-DTensorRT_ROOT={args.tensorrt_root.resolve()}")
     if args.cuda_archs:
-        if not re.fullmatch(r"(\d+a?(-real|-virtual)?)(;\d+a?(-real|-virtual)?)*|native|all|all-major", args.cuda_archs):
+        if not re.fullmatch(r"([1-9]\d+a?(-real|-virtual)?)(;[1-9]\d+a?(-real|-virtual)?)*|native|all|all-major", args.cuda_archs):
             raise IrexportError(f"--cuda-archs {args.cuda_archs!r}: expected CUDA architectures such as '90' or '80;90' "
                                 "(or native, all, all-major)")
         configure.append(f"-DCMAKE_CUDA_ARCHITECTURES={args.cuda_archs}")

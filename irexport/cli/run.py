@@ -47,7 +47,8 @@ def main(args) -> int:
     meta = {"model": str(args.model), "dtype": args.dtype, "mode": args.mode, "runner": reference.RUNNER_NAME,
             "shapes": {k: list(v.shape) for k, v in {**feed, **outputs}.items()},
             "routing": model.routing_config.to_dict(), "stats": summary(model, out)}
-    with atomic_dir(args.output, overwrite=args.overwrite) as tmp:
+    inputs = [p for p in (args.model, args.input_ids, args.attention_mask) if p is not None]
+    with atomic_dir(args.output, overwrite=args.overwrite, inputs=inputs) as tmp:
         reference.save(tmp, outputs, feed, meta)
     log(f"wrote {args.output} (executed {1 - meta['stats']['saved_fraction']:.0%} of dense FLOPs)")
     return 0

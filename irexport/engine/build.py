@@ -106,7 +106,7 @@ def build_engines(export_dir, recipe: Recipe, out_dir, plugin_library: Path | No
     settings = {"recipe": recipe.to_json(), "export": str(export_dir.resolve()), "profiles": {}, "tf32": False,
                 "timing_cache": str(timing_cache) if timing_cache else None,
                 "plugin_library": str(plugin_library) if plugin_library else None}
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, inputs=[export_dir]) as tmp:
         for graph in GRAPHS:
             onnx_path = export_dir / manifest["graphs"][graph]["file"]
             shapes = input_shapes(manifest, recipe, graph)

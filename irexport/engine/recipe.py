@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import IrexportError
+from ..errors import IrexportError, one_line
 from ..schema import Bool, Int, Obj, Opt, Str, validate
 
 PRECISIONS = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
@@ -60,11 +60,20 @@ def load_recipe(path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise IrexportError(f"{path}: recipe not found (see engines/recipes/)")
+    class StrictLoader(yaml.SafeLoader):
+        """yaml.safe_load, except that a key given twice is an error (safe_load keeps the last silently)."""
+
+        def construct_mapping(self, node, deep=False):
+            keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+            twice = [k for i, k in enumerate(keys) if k in keys[:i]]
+            if twice:
+                raise yaml.constructor.ConstructorError(None, None, f"key {twice[0]!r} given twice", node.start_mark)
+            return super().construct_mapping(node, deep=deep)
+
     try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        first = str(e).strip().splitlines()[0]
-        raise IrexportError(f"{path}: not valid YAML ({first})") from None
+        data = yaml.load(path.read_text(), Loader=StrictLoader)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: bad UTF-8, integers of > 4300 digits
+        raise IrexportError(f"{path}: not valid YAML ({one_line(e, 160)})") from None
     return parse_recipe(data, str(path), default_name=path.stem)
 
 

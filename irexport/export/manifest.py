@@ -39,8 +39,23 @@ SCHEMA = Obj({
 
 
 def load_manifest(export_dir) -> dict:
-    return read_json_record(Path(export_dir) / MANIFEST, f"{export_dir}: no {MANIFEST} (not an irexport export directory)",
-                            SCHEMA, "re-export with this irexport version")
+    path = Path(export_dir) / MANIFEST
+    manifest = read_json_record(path, f"{export_dir}: no {MANIFEST} (not an irexport export directory)", SCHEMA,
+                                "re-export with this irexport version")
+    layers = manifest["model"]["num_layers"]
+    past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+    for graph, expected in (("prefill", ["input_ids", "attention_mask"]), ("decode", ["input_ids", "attention_mask", *past])):
+        if [t["name"] for t in manifest["graphs"][graph]["inputs"]] != expected:
+            raise IrexportError(f"{path}: graphs.{graph}.inputs disagree with model.num_layers ({layers}); re-export")
+    return manifest
+
+
+def source_model(manifest: dict, export_dir, what: str = "pass --model") -> Path:
+    """The model directory the export came from (a relative path is relative to the export directory)."""
+    path = manifest["source"]["path"]
+    if path is None:
+        raise IrexportError(f"{Path(export_dir) / MANIFEST}: records no source model; {what}")
+    return Path(export_dir) / path
 
 
 def check_model_matches(manifest: dict, model, where: str) -> None:

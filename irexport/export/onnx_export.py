@@ -130,7 +130,7 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
         "custom_ops": [],
     }
     used_ops = set()
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, inputs=[source_dir] if source_dir else []) as tmp:
         for graph, filename in GRAPH_FILES.items():
             log(f"exporting the {graph} graph ({strategy}, {dtype})")
             proto, used, inputs, outputs = export_graph(model, graph, strategy, DTYPES[dtype], keep_exporter_metadata)

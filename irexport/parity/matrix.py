@@ -13,7 +13,7 @@ from ..export.manifest import MANIFEST
 from ..jsonrecord import read_json_record
 from ..schema import Bool, List, Num, Obj, Str
 
-_METRIC = Num(0, nan=True)
+_METRIC = Num(0, finite=False)
 # what a baseline needs of an earlier summary: the rows, each with its metrics (rows that could not run have none)
 BASELINE_SCHEMA = Obj({"entries": List(Obj({"export": Str(), "backend": Str(), "passed": Bool(),
                                             "logits_max_abs": _METRIC, "kv_max_abs": _METRIC},
