@@ -44,17 +44,17 @@ class OnnxGenerator:
         self.manifest = load_manifest(export_dir)
         if providers is None:  # CUDA when onnxruntime-gpu has it, else CPU
             providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        self.prefill, self.decode = (self._session(ort, export_dir, graph, opts, providers) for graph in ("prefill", "decode"))
+        self.prefill, self.decode = (self._session(ort, export_dir, graph, providers) for graph in ("prefill", "decode"))
         self.layers = self.manifest["model"]["num_layers"]
 
-    def _session(self, ort, export_dir, graph: str, opts, providers):
+    def _session(self, ort, export_dir, graph: str, providers):
         """A graph's session, whose inputs and outputs must be the ones the manifest lists."""
         from .errors import IrexportError
 
         record = self.manifest["graphs"][graph]
         path = export_dir / record["file"]
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
         session = ort.InferenceSession(str(path), opts, providers=list(providers))
         for kind, found in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
             if [v.name for v in found] != [t["name"] for t in record[kind]]:

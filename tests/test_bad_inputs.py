@@ -206,12 +206,9 @@ def test_init_rejects_an_odd_head_size(tmp_path, cli):
     assert not (tmp_path / "m").exists()
 
 
-def test_outputs_get_the_modes_the_umask_gives(tmp_path, cli, monkeypatch):
+def test_outputs_get_the_modes_the_umask_gives(tmp_path, cli):
     """Every output file (safetensors and ONNX external data included, which their writers create privately)
     gets the mode a plain create gives under the user's umask, so a service account can read them."""
-    import irexport.export.onnx_export as onnx_export
-
-    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 64 << 20)  # weights as external data, as for large models
     np.save(tmp_path / "ids.npy", np.arange(6).reshape(2, 3))
     model, export, run = tmp_path / "model", tmp_path / "export", tmp_path / "run"
     umask = os.umask(0o027)
@@ -221,7 +218,7 @@ def test_outputs_get_the_modes_the_umask_gives(tmp_path, cli, monkeypatch):
         assert cli("run", model, "--input-ids", tmp_path / "ids.npy", "-o", run)[0] == 0
     finally:
         os.umask(umask)
-    assert (export / "model.onnx.data").is_file() and (model / "model.safetensors").is_file()
+    assert (export / "weights.data").is_file() and (model / "model.safetensors").is_file()
     for root in (model, export, run):
         for path in [root, *root.rglob("*")]:
             assert path.stat().st_mode & 0o777 == (0o750 if path.is_dir() else 0o640), path

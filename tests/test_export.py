@@ -75,6 +75,28 @@ def test_manifest(exported):
     assert all(op["plugin_namespace"] == "irexport" and op["plugin_version"] == "1" for op in manifest["custom_ops"])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_weights_are_stored_once(exported, dtype):
+    """Both graphs point into one weights.data, and it holds each distinct tensor once: the export is the
+    size of its weights (the model's parameters), not twice it."""
+    out, model_dir = exported("informed", "compact", dtype)
+    weights = out / "weights.data"
+    assert json.loads((out / "manifest.json").read_text())["weights"] == {"file": "weights.data", "bytes": weights.stat().st_size}
+    stored = {}
+    for name in ("model.onnx", "decode.onnx"):
+        graph = onnx.load(str(out / name), load_external_data=False).graph
+        external = [t for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+        assert external and all({e.key: e.value for e in t.external_data}["location"] == "weights.data" for t in external)
+        for t in external:
+            info = {e.key: int(e.value) for e in t.external_data if e.key != "location"}
+            stored[info["offset"]] = info["length"]
+        assert (out / name).stat().st_size < 1 << 20  # the graph file holds no weights
+    parameters = sum(p.numel() for p in load_model(model_dir).parameters()) * (4 if dtype == "float32" else 2)
+    assert sum(stored.values()) <= weights.stat().st_size < 1.1 * parameters  # once (plus folded copies of small ones)
+    model = onnx.load(str(out / "model.onnx"))  # the graphs load with their weights from the shared file
+    assert sum(onnx.numpy_helper.to_array(t).nbytes for t in model.graph.initializer) > 0.9 * parameters
+
+
 def test_export_is_byte_identical(tmp_path, exported, cli):
     out, model_dir = exported("mod", "compact")
     assert cli("export", model_dir, "-o", tmp_path / "again")[0] == 0
@@ -128,7 +150,7 @@ def test_parity_command_fails_on_a_broken_export(exported, cli, tmp_path):
     out, model_dir = exported("skipgpt", "masked")
     broken = tmp_path / "broken"
     broken.mkdir()
-    for f in ("decode.onnx", "manifest.json"):
+    for f in ("decode.onnx", "manifest.json", "weights.data"):
         (broken / f).write_bytes((out / f).read_bytes())
     model = onnx.load(str(out / "model.onnx"))
     lm_head = next(t for t in model.graph.initializer if list(t.dims) == [64, 257])

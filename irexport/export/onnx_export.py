@@ -26,9 +26,9 @@ from ..ops.spec import OPS
 from ..reference import DTYPES
 from . import graphs
 from .manifest import FORMAT_VERSION, MANIFEST, STRATEGIES
+from .weights import WEIGHTS_FILE, SharedWeights
 
 OPSET = 18
-EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's 2 GB limit
 GRAPH_FILES = {"prefill": "model.onnx", "decode": "decode.onnx"}
 
 
@@ -93,14 +93,13 @@ def _io(proto, names):
     return rows
 
 
-def _save(proto, path: Path) -> None:
-    """Save (weights as external data near protobuf's 2 GB limit), then check the saved file: the
-    checker takes a path for models too large to hold as one protobuf."""
+def _save(proto, path: Path, weights: SharedWeights) -> None:
+    """Save with the weights in the shared file, then check the saved file (by path: the checker reads
+    external data from there)."""
     import onnx
 
-    big = sum(len(t.raw_data) for t in proto.graph.initializer) >= EXTERNAL_DATA_BYTES - (64 << 20)
-    onnx.save_model(proto, str(path), save_as_external_data=big, all_tensors_to_one_file=True,
-                    location=path.name + ".data", size_threshold=1024)
+    weights.externalize(proto)
+    onnx.save_model(proto, str(path))
     onnx.checker.check_model(str(path), full_check=False)
 
 
@@ -131,13 +130,15 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
     }
     used_ops = set()
     with atomic_dir(out_dir, overwrite=overwrite, inputs=[source_dir] if source_dir else []) as tmp:
+        weights = SharedWeights(tmp)
         for graph, filename in GRAPH_FILES.items():
             log(f"exporting the {graph} graph ({strategy}, {dtype})")
             proto, used, inputs, outputs = export_graph(model, graph, strategy, DTYPES[dtype], keep_exporter_metadata)
-            _save(proto, tmp / filename)
+            _save(proto, tmp / filename, weights)  # moves the weights out of the proto
             used_ops.update(used)
             manifest["graphs"][graph] = {"file": filename, "inputs": _io(proto, inputs), "outputs": _io(proto, outputs),
                                          "custom_ops": used}
+        manifest["weights"] = {"file": WEIGHTS_FILE, "bytes": weights.close()}
         manifest["custom_ops"] = [
             {"name": OPS[n].name, "domain": OPS[n].domain, "version": OPS[n].version, **OPS[n].node_attributes,
              "attributes": list(OPS[n].plugin_fields), "data_dependent_shape": OPS[n].data_dependent_shape}

@@ -1,0 +1,85 @@
+"""What an export costs: time and peak memory of ``irexport init`` and ``irexport export``, bytes on disk,
+and the peak memory of ``irexport generate`` (ONNX Runtime, prefill + decode sessions), for a generated
+model of a given size. Each step runs as its own process (its peak RSS is its own, from wait4).
+
+    python benchmarks/export_footprint.py                                   # ~120M parameters (fp32), a few minutes
+    python benchmarks/export_footprint.py --hidden 2048 --intermediate 5632 --layers 22 --heads 32 --kv-heads 4 \\
+        --name 1b                                                           # ~1B parameters (TinyLlama's shapes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measured(argv: list[str]) -> dict:
+    """Run ``python -m irexport.cli.main ARGV`` as a child; its wall time and peak resident memory."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    start = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-m", "irexport.cli.main", *map(str, argv)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"irexport {' '.join(map(str, argv))} failed:\n{child.stderr.read()}")
+    return {"seconds": round(seconds, 1), "peak_rss_bytes": usage.ru_maxrss * 1024}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hidden", type=int, default=1024)
+    p.add_argument("--intermediate", type=int, default=4096)
+    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--heads", type=int, default=16)
+    p.add_argument("--kv-heads", type=int, default=4)
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    p.add_argument("--name", default="120m")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export_footprint.json")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
+        model, export = Path(tmp) / "model", Path(tmp) / "export"
+        sizes = ["--hidden-size", args.hidden, "--intermediate-size", args.intermediate, "--layers", args.layers,
+                 "--heads", args.heads, "--kv-heads", args.kv_heads]
+        init = measured(["init", model, *sizes])
+        weights = sum(f.stat().st_size for f in model.glob("*.safetensors"))
+        exported = measured(["export", model, "-o", export, "--dtype", args.dtype])
+        files = {f.name: f.stat().st_size for f in sorted(export.iterdir())}
+        ids = Path(tmp) / "ids.npy"
+        np.save(ids, np.random.default_rng(0).integers(0, 257, (4, 64)))
+        generate = measured(["generate", export, "--input-ids", ids, "--max-new-tokens", "8"])
+
+    row = {
+        "name": args.name, "dtype": args.dtype,
+        "sizes": {"hidden": args.hidden, "intermediate": args.intermediate, "layers": args.layers, "heads": args.heads,
+                  "kv_heads": args.kv_heads},
+        "checkpoint_bytes_float32": weights,
+        "init": init,
+        "export": {**exported, "peak_rss_over_checkpoint": round(exported["peak_rss_bytes"] / weights, 2)},
+        "export_files": files,
+        "export_bytes_over_weights": round(sum(files.values()) / (weights * (1 if args.dtype == "float32" else 0.5)), 3),
+        "generate_onnxruntime_cpu": {**generate, "batch": 4, "prompt": 64, "new_tokens": 8},
+    }
+    record = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
+    record["runs"] = [r for r in record["runs"] if (r["name"], r["dtype"]) != (args.name, args.dtype)] + [row]
+    record.update({"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
+                   "date": datetime.date.today().isoformat()})
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(row, indent=2))
+
+
+if __name__ == "__main__":
+    main()
