@@ -187,19 +187,27 @@ class Tuple(Spec):
         return [spec.check(v, f"{key}[{i}]", where) for i, (spec, v) in enumerate(zip(self.items, value))]
 
 
-class Map(Spec):
+class _Mapping(Spec):
+    def describe(self):
+        return "an object"
+
+    def mapping(self, value, key, where) -> None:
+        """A mapping with string keys (JSON's always are; YAML's need not be)."""
+        if not isinstance(value, dict):
+            self.fail(value, key, where)
+        for k in value:
+            if not isinstance(k, str):
+                raise IrexportError(f"{where}: key {_join(key, k)!r} is not a string")
+
+
+class Map(_Mapping):
     """An object with any string keys (``keys`` restricts them), each value of ``value``."""
 
     def __init__(self, value: Spec, keys=None):
         self.value, self.keys = value, keys
 
-    def describe(self):
-        return "an object"
-
     def check(self, value, key, where):
-        if not isinstance(value, dict):
-            self.fail(value, key, where)
-        _string_keys(value, key, where)
+        self.mapping(value, key, where)
         out = {}
         for k, v in value.items():
             if self.keys is not None and k not in self.keys:
@@ -208,17 +216,12 @@ class Map(Spec):
         return out
 
 
-class Obj(Spec):
+class Obj(_Mapping):
     def __init__(self, fields: dict, optional=(), closed: bool = False):
         self.fields, self.optional, self.closed = fields, set(optional), closed
 
-    def describe(self):
-        return "an object"
-
     def check(self, value, key, where):
-        if not isinstance(value, dict):
-            self.fail(value, key, where)
-        _string_keys(value, key, where)
+        self.mapping(value, key, where)
         if self.closed:
             unknown = sorted(set(value) - set(self.fields))
             if unknown:
@@ -231,13 +234,6 @@ class Obj(Spec):
                 raise IrexportError(f"{where}: missing key {_join(key, name)!r}")
             out[name] = spec.check(value[name], _join(key, name), where)
         return out
-
-
-def _string_keys(value: dict, key: str, where: str) -> None:
-    """JSON keys are strings; YAML's need not be."""
-    for k in value:
-        if not isinstance(k, str):
-            raise IrexportError(f"{where}: key {_join(key, k)!r} is not a string")
 
 
 def _join(key: str, name) -> str:
