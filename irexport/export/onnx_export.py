@@ -57,8 +57,10 @@ def strip_exporter_metadata(proto) -> None:
     graph.ClearField("doc_string")
 
 
-def export_graph(model, graph: str, strategy: str, dtype: torch.dtype, keep_exporter_metadata: bool = False):
-    """One graph as an onnx.ModelProto with the routing ops' function bodies attached."""
+def export_graph(model, graph: str, strategy: str, dtype: torch.dtype, keep_exporter_metadata: bool = False,
+                 weights: SharedWeights | None = None):
+    """One graph as an onnx.ModelProto with the routing ops' function bodies attached; with ``weights``, its
+    initializers are in that shared file (written before the graph is serialized), else inside the proto."""
 
     wrapper = (graphs.Prefill if graph == "prefill" else graphs.Decode)(model, strategy)
     args = graphs.example_inputs(model, graph, dtype)
@@ -73,7 +75,10 @@ def export_graph(model, graph: str, strategy: str, dtype: torch.dtype, keep_expo
             dynamic_shapes=graphs.dynamic_shapes(model, graph), custom_translation_table=translation_table(),
             optimize=True, verbose=False, report=False,
         )
+    if weights is not None:
+        weights.externalize(program.model)
     proto = program.model_proto
+    del program
     # torch.onnx's optimizer inlines functions, so the bodies are attached after it
     used = attach_functions(proto)
     if not keep_exporter_metadata:
@@ -93,12 +98,10 @@ def _io(proto, names):
     return rows
 
 
-def _save(proto, path: Path, weights: SharedWeights) -> None:
-    """Save with the weights in the shared file, then check the saved file (by path: the checker reads
-    external data from there)."""
+def _save(proto, path: Path) -> None:
+    """Save, then check the saved file (by path: external data is found from there)."""
     import onnx
 
-    weights.externalize(proto)
     onnx.save_model(proto, str(path))
     onnx.checker.check_model(str(path), full_check=False)
 
@@ -133,8 +136,9 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
         weights = SharedWeights(tmp)
         for graph, filename in GRAPH_FILES.items():
             log(f"exporting the {graph} graph ({strategy}, {dtype})")
-            proto, used, inputs, outputs = export_graph(model, graph, strategy, DTYPES[dtype], keep_exporter_metadata)
-            _save(proto, tmp / filename, weights)  # moves the weights out of the proto
+            proto, used, inputs, outputs = export_graph(model, graph, strategy, DTYPES[dtype], keep_exporter_metadata,
+                                                        weights)
+            _save(proto, tmp / filename)
             used_ops.update(used)
             manifest["graphs"][graph] = {"file": filename, "inputs": _io(proto, inputs), "outputs": _io(proto, outputs),
                                          "custom_ops": used}

@@ -16,34 +16,33 @@ ALIGN_FROM, ALIGN = 1 << 20, 64 << 10  # tensors of 1 MiB and more start on 64 K
 
 
 class SharedWeights:
-    """Writes the initializers of graphs into one file, each distinct tensor once; graphs go in one by one,
-    so only one graph's weights are in memory at a time."""
+    """Writes the initializers of graphs into one file, each distinct tensor once. Graphs go in one by one,
+    as torch.onnx's in-memory models (onnx_ir), before they are serialized: no protobuf copy of the weights
+    is made, and the optimizer's folded tensors (transposed weights) are released once written."""
 
     def __init__(self, directory: Path):
         self.path = Path(directory) / WEIGHTS_FILE
         self._file = open(self.path, "wb")
         self._offsets: dict[bytes, int] = {}
 
-    def externalize(self, proto) -> None:
-        """Move ``proto``'s initializers into the file (or point them at an equal tensor already there)."""
-        from onnx import TensorProto
+    def externalize(self, model) -> None:
+        """Move the initializers of ``model`` (an onnx_ir.Model) into the file, or point them at an equal
+        tensor already there."""
+        import onnx_ir as ir
 
-        for tensor in proto.graph.initializer:
-            if not tensor.HasField("raw_data") or len(tensor.raw_data) < INLINE_BYTES:
+        for value in model.graph.initializers.values():
+            tensor = value.const_value
+            if tensor is None or tensor.nbytes < INLINE_BYTES:
                 continue
-            raw = tensor.raw_data
+            raw = tensor.tobytes()  # ONNX's raw layout, one tensor at a time
             key = hashlib.sha256(raw).digest()
             if key not in self._offsets:
                 if len(raw) >= ALIGN_FROM:
                     self._file.write(bytes(-self._file.tell() % ALIGN))
                 self._offsets[key] = self._file.tell()
                 self._file.write(raw)
-            tensor.ClearField("raw_data")
-            tensor.data_location = TensorProto.EXTERNAL
-            del tensor.external_data[:]
-            for k, v in (("location", WEIGHTS_FILE), ("offset", str(self._offsets[key])), ("length", str(len(raw)))):
-                entry = tensor.external_data.add()
-                entry.key, entry.value = k, v
+            value.const_value = ir.ExternalTensor(WEIGHTS_FILE, self._offsets[key], len(raw), tensor.dtype,
+                                                  shape=tensor.shape, name=value.name, base_dir=self.path.parent)
 
     def close(self) -> int:
         """Close the file; returns its size in bytes."""
