@@ -28,13 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def measured(argv: list[str]) -> dict:
     """Run ``python -m irexport.cli.main ARGV`` as a child; its wall time and peak resident memory."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    start = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "irexport.cli.main", *map(str, argv)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.monotonic() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"irexport {' '.join(map(str, argv))} failed:\n{child.stderr.read()}")
+    with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: a chatty child cannot block on it
+        start = time.monotonic()
+        child = subprocess.Popen([sys.executable, "-m", "irexport.cli.main", *map(str, argv)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.monotonic() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            stderr.seek(0)
+            sys.exit(f"irexport {' '.join(map(str, argv))} failed:\n{stderr.read()}")
     return {"seconds": round(seconds, 1), "peak_rss_bytes": usage.ru_maxrss * 1024}
 
 

@@ -12,6 +12,7 @@ import binascii
 import io
 import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,7 @@ def read_npz(path, names=None, max_items: int | None = None) -> dict[str, np.nda
                                         "(more than the compression can give: a corrupt or hostile archive)")
                 with archive.open(info) as member:
                     arrays[name] = _load(member, info.file_size, where, max_items)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as e:
         raise IrexportError(f"{path}: not a readable .npz archive ({e})") from None
     return arrays
 

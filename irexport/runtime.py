@@ -40,7 +40,8 @@ _COMPATIBLE = {"bfloat16": ("bfloat16", "float32")}  # numpy callers feed bfloat
 _SHAPE = List(Int(0, 1 << 31), max_len=8)
 # what the runtimes read of build_report.json (irexport.engine.build writes it)
 REPORT_SCHEMA = Obj({
-    "tensorrt_version": Str(pattern=r"\d+\.\d+\S*", what="a TensorRT version such as '10.8.0.43'"),
+    "tensorrt_version": Str(pattern=r"[0-9]{1,4}(\.[0-9]{1,6}){1,3}([.+-][0-9A-Za-z.+-]*)?",
+                            what="a TensorRT version such as '10.8.0.43'"),
     "version_compatible": Bool(),
     "export": Obj({"source_sha256": Opt(SHA256), "dtype": Str(choices=DTYPES)}),
     "plugins": Opt(Obj({"path": Str(), "sha256": SHA256, "serialized": Bool()})),

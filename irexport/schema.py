@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 
 from .errors import IrexportError
+
+_SHORT = reprlib.Repr()  # reprs of values in errors: bounded in depth and length
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxlong, _SHORT.maxother = 2, 3, 3, 50, 40, 50
 
 
 class Spec:
@@ -28,18 +32,10 @@ class Spec:
         raise NotImplementedError
 
     def fail(self, value, key: str, where: str):
-        shown = repr(value)
+        shown = _SHORT.repr(value)  # bounded: a value may be a YAML alias bomb
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
         subject = f"key {key!r}" if key else "the whole record"
         raise IrexportError(f"{where}: {subject} must be {self.describe()}, got {shown}")
-
-
-class Any(Spec):
-    def describe(self):
-        return "anything"
-
-    def check(self, value, key, where):
-        return value
 
 
 class Int(Spec):
@@ -74,15 +70,16 @@ class Num(Spec):
             return f"a number in {left}{self.lo}, {self.hi}]"
         if self.lo is not None:
             return f"a number {'>' if self.open_lo else '>='} {self.lo}"
-        return "a finite number"
+        return f"a number <= {self.hi}" if self.hi is not None else "a number"
 
     def check(self, value, key, where):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(value, key, where)
-        if not math.isfinite(value) and self.finite:
-            self.fail(value, key, where)
-        if math.isnan(value):
-            return value
+        if isinstance(value, float) and not math.isfinite(value):  # ints are finite, however long
+            if self.finite:
+                self.fail(value, key, where)
+            if math.isnan(value):
+                return value
         if self.lo is not None and (value < self.lo or (self.open_lo and value == self.lo)):
             self.fail(value, key, where)
         if self.hi is not None and value > self.hi:

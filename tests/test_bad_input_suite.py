@@ -207,6 +207,7 @@ CASES = {
                                             ["routing.safetensors", "shape", "the config implies"]),
     "routing-layers-a-string": (lambda w: routing(w, num_layers="2"), ["routing_config.json", "'num_layers'"]),
     "routing-layer-out-of-range": (lambda w: routing(w, units={"attention": [0, 99]}), ["routing_config.json", "0..1"]),
+    "routing-threshold-of-400-digits": (lambda w: routing(w, threshold=10**400), ["routing_config.json", "'threshold'"]),
     "routing-threshold-out-of-range": (lambda w: routing(w, threshold=2), ["routing_config.json", "'threshold'"]),
     "routing-format-from-the-future": (lambda w: routing(w, format_version=2), ["routing_config.json", "'format_version'"]),
     "routing-empty-file": (lambda w: routing(w, text=""), ["routing_config.json", "not valid JSON"]),
@@ -239,6 +240,10 @@ CASES = {
                          ["in.npz", "not a number type"]),
     "npz-bomb": (lambda w: parity_inputs(w, "in.npz", _deflated("input_ids.npy", npy_bytes(np.zeros((1, 1 << 27), np.int8)))),
                  ["in.npz", "more than 67108864 values"]),
+    "npz-corrupt-deflate": (lambda w: parity_inputs(w, "in.npz", _corrupt_deflate(npy_bytes(np.ones((1, 64), np.int64)))),
+                            ["in.npz", ".npz"]),
+    "file-name-too-long": (lambda w: ["run", w.model(), "--input-ids", w.root / ("x" * 300 + ".npy"), "-o", w.out],
+                           ["File name too long"]),
     "npz-not-a-zip": (lambda w: parity_inputs(w, "in.npz", b"PK\x03\x04 not really"), ["in.npz", ".npz"]),
     "json-inputs-not-base64": (lambda w: parity_inputs(w, "in.json", json.dumps([{"input_ids": {
         "array": "***", "polygraphy_class": "ndarray"}}])), ["in.json", "base64"]),
@@ -259,6 +264,9 @@ CASES = {
     "manifest-layers-lie": (lambda w: manifest(w, model__num_layers=3), ["manifest.json", "disagree with model.num_layers"]),
     "manifest-graphs-swapped": (lambda w: manifest(w, graphs__prefill__file="decode.onnx"),
                                 ["decode.onnx", "not the ones manifest.json lists"]),
+    "weights-missing": (lambda w: [*manifest(w), (w.export() / "weights.data").unlink()][:4], ["weights.data", "not found"]),
+    "weights-truncated": (lambda w: [*manifest(w), _truncate(w.export() / "weights.data", 4096)][:4],
+                          ["weights.data", "truncated or replaced"]),
     "manifest-truncated": (lambda w: manifest(w, text='{"format_version": 1, "dty'), ["manifest.json", "not valid JSON"]),
     # the build record runtimes check
     "build-report-missing-engines": (lambda w: build_report(w, engines=None), ["build_report.json", "missing key 'engines'"]),
@@ -279,6 +287,7 @@ CASES = {
                          ["recipe.yaml", "'name' given twice"]),
     "recipe-integer-key": (lambda w: recipe_file(w, (RECIPES / "demo.yaml").read_text() + "1: one\n"),
                            ["recipe.yaml", "is not a string"]),
+    "recipe-alias-bomb": (lambda w: recipe_file(w, _alias_bomb(6)), ["recipe.yaml", "'description'"]),
     "recipe-inverted-range": (lambda w: recipe_file(w, (RECIPES / "demo.yaml").read_text().replace(
         "{min: 1, opt: 2, max: 4}", "{min: 8, opt: 2, max: 4}")), ["recipe.yaml", "min <= opt <= max"]),
     # research checkpoints
@@ -290,6 +299,27 @@ def _sparse(path: Path, size: int) -> Path:
     with open(path, "r+b") as f:
         f.truncate(size)  # a large file that takes no disk space
     return path
+
+
+def _truncate(path: Path, size: int) -> Path:
+    with open(path, "r+b") as f:
+        f.truncate(size)
+    return path
+
+
+def _corrupt_deflate(data: bytes) -> bytes:
+    """An .npz whose one member's compressed bytes are garbled (its header, and so the sizes, intact)."""
+    archive = _deflated("input_ids.npy", data)
+    start = archive.index(b"input_ids.npy") + len("input_ids.npy")
+    return archive[:start] + bytes(b ^ 0x5A for b in archive[start:start + 40]) + archive[start + 40:]
+
+
+def _alias_bomb(levels: int) -> str:
+    """A recipe of a few hundred bytes whose description expands to 9**levels values (YAML aliases)."""
+    anchors = ["x"] + [f"&a{i} [" + ", ".join([f"*a{i - 1}" if i else "x"] * 9) + "]" for i in range(levels)]
+    return ("description: [" + ", ".join(anchors[1:]) + "]\n"
+            "precision: fp32\nprofile: {batch: {min: 1, opt: 1, max: 1}, sequence: {min: 1, opt: 1, max: 1}, "
+            "cache: {min: 1, opt: 1, max: 1}}\n")
 
 
 def _deflated(name: str, data: bytes) -> bytes:

@@ -26,6 +26,8 @@ from irexport.runtime import (
 )
 
 RECIPES = Path(__file__).resolve().parents[1] / "engines" / "recipes"
+
+
 def tensorrt_installed() -> bool:
     try:
         require_tensorrt()

@@ -11,6 +11,7 @@ import torch
 from conftest import EXPORT_LAYERS as LAYERS
 from conftest import FAMILY_SETTINGS
 from irexport.checkpoints import load_model
+from irexport.engine.loading import sha256
 from irexport.export.onnx_export import checkpoint_hash
 from irexport.parity.check import parity, sample_inputs
 
@@ -81,7 +82,8 @@ def test_weights_are_stored_once(exported, dtype):
     size of its weights (the model's parameters), not twice it."""
     out, model_dir = exported("informed", "compact", dtype)
     weights = out / "weights.data"
-    assert json.loads((out / "manifest.json").read_text())["weights"] == {"file": "weights.data", "bytes": weights.stat().st_size}
+    assert json.loads((out / "manifest.json").read_text())["weights"] == {
+        "file": "weights.data", "bytes": weights.stat().st_size, "sha256": sha256(weights)}
     stored = {}
     for name in ("model.onnx", "decode.onnx"):
         graph = onnx.load(str(out / name), load_external_data=False).graph
@@ -199,6 +201,7 @@ def test_export_bad_inputs(exported, cli, tmp_path):
     bf16.mkdir()
     manifest = json.loads((out / "manifest.json").read_text())
     (bf16 / "manifest.json").write_text(json.dumps({**manifest, "dtype": "bfloat16"}))
+    (bf16 / "weights.data").write_bytes((out / "weights.data").read_bytes())
     code, _, err = cli("parity", bf16)
     assert code == 2 and "CUDA provider" in err
 

@@ -10,7 +10,7 @@ from .common import log
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a routed model to ONNX with the routing as custom ops",
                        description="Write OUT/model.onnx (prefill), OUT/decode.onnx (one new token per sequence + past "
-                                   "K/V) and OUT/manifest.json. Routing ops are custom nodes (domain irexport) that carry "
+                                   "K/V), OUT/weights.data (the weights of both, stored once) and OUT/manifest.json. Routing ops are custom nodes (domain irexport) that carry "
                                    "plugin_namespace/plugin_version and a model-local function body in standard ONNX, so "
                                    "the files run in stock ONNX Runtime and TensorRT can swap in plugins.")
     p.add_argument("model", type=Path, help="model directory in irexport's format")

@@ -77,6 +77,11 @@ def _run(args, debug: bool) -> int:
     except KeyboardInterrupt:
         print("irexport: interrupted (no partial output was kept)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave
+            return _internal(args, e, debug)
+        print(f"irexport: error: {e.filename}: {e.strerror or e}", file=sys.stderr)  # a name too long, a loop, ...
+        return EXIT_BAD_INPUT
     except Exception as e:  # noqa: BLE001 - a missing optional package is bad input; anything else is a bug
         if _out_of_memory(e):
             print(f"irexport: error: out of memory in '{args.command}' ({one_line(e, 160)}): use smaller inputs (batch, "
@@ -87,12 +92,16 @@ def _run(args, debug: bool) -> int:
             print(f"irexport: error: '{args.command}' needs the {top} package, which is not installed "
                   f"(pip install 'irexport[{OPTIONAL[top]}]')", file=sys.stderr)
             return EXIT_BAD_INPUT
-        if debug:
-            raise
-        detail = str(e).splitlines()[0] if str(e) else ""
-        print(f"irexport: internal error in '{args.command}' ({type(e).__name__}{': ' + detail if detail else ''}); "
-              "this is a bug in irexport: rerun with --debug for the traceback", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal(args, e, debug)
+
+
+def _internal(args, e: Exception, debug: bool) -> int:
+    if debug:
+        raise e
+    detail = str(e).splitlines()[0] if str(e) else ""
+    print(f"irexport: internal error in '{args.command}' ({type(e).__name__}{': ' + detail if detail else ''}); "
+          "this is a bug in irexport: rerun with --debug for the traceback", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def _out_of_memory(e: Exception) -> bool:

@@ -70,7 +70,7 @@ def engine_record(path: Path, onnx_path: Path, manifest: dict, graph: str, shape
     """One engine file as runtimes check it: size, hash, and each input's dtype and profile range."""
     dtypes = {io["name"]: io["dtype"] for io in manifest["graphs"][graph]["inputs"]}
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path), "onnx": onnx_path.name,
-            "onnx_sha256": sha256(onnx_path),
+            "onnx_sha256": sha256(onnx_path), "weights_sha256": manifest.get("weights", {}).get("sha256"),
             "inputs": {name: {"dtype": dtypes[name], "min": list(lo), "opt": list(opt), "max": list(hi)}
                        for name, (lo, opt, hi) in shapes.items()}}
 

@@ -15,7 +15,7 @@ STRATEGIES = ("compact", "masked")
 TENSOR_DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")
 # input dimensions are what engine profiles are derived from: a number or an axis ("past_sequence + 1");
 # output dimensions may be any expression of them
-INPUT_DIM = OneOf(Int(0, 1 << 31), Str(pattern=r"[a-z_]+( \+ \d+)?", what="a dimension name"))
+INPUT_DIM = OneOf(Int(0, 1 << 31), Str(pattern=r"[a-z_]+( \+ [0-9]{1,7})?", what="a dimension name"))
 OUTPUT_DIM = OneOf(Int(0, 1 << 31), Str())
 
 
@@ -35,7 +35,8 @@ SCHEMA = Obj({
     "model": Obj({"num_layers": Int(1, 4096), "vocab_size": Int(1, (1 << 31) - 1),
                   "kv_shape": Tuple(Str(choices=("batch",)), Int(1, 4096), Str(choices=("sequence",)), Int(1, 1 << 16))}),
     "graphs": Obj({"prefill": GRAPH, "decode": GRAPH}),
-})
+    "weights": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256}),  # absent: the graphs hold their weights
+}, optional=("weights",))
 
 
 def load_manifest(export_dir) -> dict:
@@ -47,6 +48,13 @@ def load_manifest(export_dir) -> dict:
     for graph, expected in (("prefill", ["input_ids", "attention_mask"]), ("decode", ["input_ids", "attention_mask", *past])):
         if [t["name"] for t in manifest["graphs"][graph]["inputs"]] != expected:
             raise IrexportError(f"{path}: graphs.{graph}.inputs disagree with model.num_layers ({layers}); re-export")
+    if "weights" in manifest:  # TensorRT's parser maps the file and trusts the offsets: check it before anyone reads it
+        weights = Path(export_dir) / manifest["weights"]["file"]
+        if not weights.is_file():
+            raise IrexportError(f"{weights}: not found (the export's weights; re-export)")
+        if weights.stat().st_size != manifest["weights"]["bytes"]:
+            raise IrexportError(f"{weights}: {weights.stat().st_size} bytes, the export wrote {manifest['weights']['bytes']} "
+                                "(truncated or replaced; re-export)")
     return manifest
 
 

@@ -1,5 +1,5 @@
 """``irexport export``: a routed model to ONNX, prefill (``model.onnx``) and decode (``decode.onnx``)
-graphs plus ``manifest.json``.
+graphs, their one ``weights.data``, and ``manifest.json``.
 
 Strategies (how routed units are lowered):
   compact  only the executed tokens go through the unit's matrix products (RouteIndex, RouteGather,
@@ -26,7 +26,7 @@ from ..ops.spec import OPS
 from ..reference import DTYPES
 from . import graphs
 from .manifest import FORMAT_VERSION, MANIFEST, STRATEGIES
-from .weights import WEIGHTS_FILE, SharedWeights
+from .weights import SharedWeights
 
 OPSET = 18
 GRAPH_FILES = {"prefill": "model.onnx", "decode": "decode.onnx"}
@@ -108,7 +108,8 @@ def _save(proto, path: Path) -> None:
 
 def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", overwrite: bool = False,
            source_dir: Path | None = None, log=lambda msg: None, keep_exporter_metadata: bool = False) -> dict:
-    """Write model.onnx, decode.onnx and manifest.json into ``out_dir`` atomically; returns the manifest."""
+    """Write model.onnx, decode.onnx, weights.data and manifest.json into ``out_dir`` atomically; returns the
+    manifest."""
     if strategy not in STRATEGIES:
         raise IrexportError(f"unknown strategy {strategy!r} (expected one of {', '.join(STRATEGIES)})")
     if dtype not in DTYPES:
@@ -132,8 +133,8 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
         "custom_ops": [],
     }
     used_ops = set()
-    with atomic_dir(out_dir, overwrite=overwrite, inputs=[source_dir] if source_dir else []) as tmp:
-        weights = SharedWeights(tmp)
+    inputs = [source_dir] if source_dir else []
+    with atomic_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp, SharedWeights(tmp) as weights:
         for graph, filename in GRAPH_FILES.items():
             log(f"exporting the {graph} graph ({strategy}, {dtype})")
             proto, used, inputs, outputs = export_graph(model, graph, strategy, DTYPES[dtype], keep_exporter_metadata,
@@ -142,7 +143,7 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
             used_ops.update(used)
             manifest["graphs"][graph] = {"file": filename, "inputs": _io(proto, inputs), "outputs": _io(proto, outputs),
                                          "custom_ops": used}
-        manifest["weights"] = {"file": WEIGHTS_FILE, "bytes": weights.close()}
+        manifest["weights"] = weights.record()
         manifest["custom_ops"] = [
             {"name": OPS[n].name, "domain": OPS[n].domain, "version": OPS[n].version, **OPS[n].node_attributes,
              "attributes": list(OPS[n].plugin_fields), "data_dependent_shape": OPS[n].data_dependent_shape}

@@ -1,4 +1,4 @@
-"""One weights file for both graphs of an export, and reading it once.
+"""One weights file for both graphs of an export.
 
 The prefill and decode graphs hold the same weights: the same parameters, and the same folded copies of
 them (transposed matrices) under other names. Each distinct tensor is written once to ``weights.data``
@@ -24,6 +24,17 @@ class SharedWeights:
         self.path = Path(directory) / WEIGHTS_FILE
         self._file = open(self.path, "wb")
         self._offsets: dict[bytes, int] = {}
+        self._sha256 = hashlib.sha256()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._file.close()
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._sha256.update(data)
 
     def externalize(self, model) -> None:
         """Move the initializers of ``model`` (an onnx_ir.Model) into the file, or point them at an equal
@@ -38,14 +49,12 @@ class SharedWeights:
             key = hashlib.sha256(raw).digest()
             if key not in self._offsets:
                 if len(raw) >= ALIGN_FROM:
-                    self._file.write(bytes(-self._file.tell() % ALIGN))
+                    self._write(bytes(-self._file.tell() % ALIGN))
                 self._offsets[key] = self._file.tell()
-                self._file.write(raw)
+                self._write(raw)
             value.const_value = ir.ExternalTensor(WEIGHTS_FILE, self._offsets[key], len(raw), tensor.dtype,
                                                   shape=tensor.shape, name=value.name, base_dir=self.path.parent)
 
-    def close(self) -> int:
-        """Close the file; returns its size in bytes."""
-        size = self._file.tell()
-        self._file.close()
-        return size
+    def record(self) -> dict:
+        """What the manifest says of the file, so that readers can check it before use."""
+        return {"file": WEIGHTS_FILE, "bytes": self._file.tell(), "sha256": self._sha256.hexdigest()}
