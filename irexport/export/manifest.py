@@ -48,7 +48,8 @@ def load_manifest(export_dir) -> dict:
     for graph, expected in (("prefill", ["input_ids", "attention_mask"]), ("decode", ["input_ids", "attention_mask", *past])):
         if [t["name"] for t in manifest["graphs"][graph]["inputs"]] != expected:
             raise IrexportError(f"{path}: graphs.{graph}.inputs disagree with model.num_layers ({layers}); re-export")
-    if "weights" in manifest:  # TensorRT's parser maps the file and trusts the offsets: check it before anyone reads it
+    # a missing or short weights file is one line here, before ONNX Runtime or TensorRT's parser reads from it
+    if "weights" in manifest:
         weights = Path(export_dir) / manifest["weights"]["file"]
         if not weights.is_file():
             raise IrexportError(f"{weights}: not found (the export's weights; re-export)")

@@ -54,10 +54,10 @@ def check_fits_in_memory(cfg, rc: RoutingConfig) -> None:
     """Refuse sizes whose float32 weights exceed this machine's memory, before allocating any of them."""
     import os
 
-    from transformers import AutoModelForCausalLM
+    from ..checkpoints.assemble import build_model
 
     with torch.device("meta"):
-        shapes = RoutedCausalLM(AutoModelForCausalLM.from_config(cfg), rc)
+        shapes = build_model(cfg, rc)
     need = 4 * sum(p.numel() for p in shapes.parameters())
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > have:
