@@ -115,7 +115,7 @@ def test_routing_nodes_are_classified_as_plugins_or_inlined(exported):
     out, _ = exported("informed", "compact")
     nodes = routing_nodes(out / "model.onnx")
     ops = {n["op"] for n in nodes}
-    assert ops == {"RouteArgmax", "RouteIndex", "RouteGather", "RouteScatterAdd"}
+    assert ops == {"RouteArgmax", "RouteIndex", "RouteSeqIndex", "RouteGather", "RouteScatterAdd"}
     everything = classify_routing_nodes(nodes, [n["name"] for n in nodes])
     assert everything["inlined"] == {} and sum(everything["plugins"].values()) == len(nodes)
     nothing = classify_routing_nodes(nodes, ["unrelated_layer"])

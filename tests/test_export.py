@@ -13,6 +13,7 @@ from conftest import FAMILY_SETTINGS
 from irexport.checkpoints import load_model
 from irexport.engine.loading import sha256
 from irexport.export.onnx_export import checkpoint_hash
+from irexport.ops import OPS
 from irexport.parity.check import parity, sample_inputs
 
 
@@ -72,8 +73,9 @@ def test_manifest(exported):
     outputs = [io["name"] for io in manifest["graphs"]["prefill"]["outputs"]]
     assert outputs[:3] == ["logits", "decisions", "router_margin"] and "present.1.value" in outputs
     names = {op["name"] for op in manifest["custom_ops"]}
-    assert names == {"RouteArgmax", "RouteIndex", "RouteGather", "RouteScatterAdd"}
-    assert all(op["plugin_namespace"] == "irexport" and op["plugin_version"] == "1" for op in manifest["custom_ops"])
+    assert names == {"RouteArgmax", "RouteIndex", "RouteSeqIndex", "RouteGather", "RouteScatterAdd"}
+    assert all(op["plugin_namespace"] == "irexport" and op["plugin_version"] == OPS[op["name"]].plugin_version
+               for op in manifest["custom_ops"])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

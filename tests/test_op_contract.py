@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from irexport.ops import OPS, DOMAIN
-from irexport.ops import torch_ops  # noqa: F401  (registers torch.ops.irexport.*)
+from irexport.ops import torch_ops
 from irexport.ops.onnx_functions import function_proto
 
 
@@ -50,9 +50,76 @@ def test_exported_nodes_and_functions_match_the_descriptions(exported_models):
             seen.add(node.op_type)
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             assert set(attrs) == set(spec.plugin_fields) | set(spec.node_attributes)
-            assert attrs["plugin_namespace"] == b"irexport" and attrs["plugin_version"] == b"1"
+            assert attrs["plugin_namespace"] == b"irexport" and attrs["plugin_version"] == spec.plugin_version.encode()
             assert len(node.input) == len(spec.inputs) and len(node.output) == len(spec.outputs)
             body = functions[(DOMAIN, node.op_type)]
             assert body.SerializeToString() == function_proto(spec, opset).SerializeToString()
         assert set(functions) == {(DOMAIN, n.op_type) for n in model.graph.node if n.domain == DOMAIN}
     assert seen == set(OPS), "the exports above use every op"
+
+
+def _run_body(name, inputs, **attrs):
+    """Run the op's function body alone in ONNX Runtime (one node that resolves to the model-local function)."""
+    import onnxruntime as ort
+
+    spec = OPS[name]
+    dtype = {torch.float32: onnx.TensorProto.FLOAT, torch.int32: onnx.TensorProto.INT32,
+             torch.int64: onnx.TensorProto.INT64, torch.float16: onnx.TensorProto.FLOAT16}
+    node = onnx.helper.make_node(name, [p.name for p in spec.inputs], [p.name for p in spec.outputs], domain=DOMAIN,
+                                 **attrs)
+    graph = onnx.helper.make_graph(
+        [node], "body",
+        [onnx.helper.make_tensor_value_info(p.name, dtype[t.dtype], None) for p, t in zip(spec.inputs, inputs)],
+        [onnx.ValueInfoProto(name=p.name) for p in spec.outputs])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
+                                                         onnx.helper.make_opsetid(DOMAIN, 1)],
+                                   functions=[function_proto(spec, 18)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return [torch.from_numpy(o) for o in session.run(None, {p.name: t.numpy() for p, t in zip(spec.inputs, inputs)})]
+
+
+MASKS = {
+    "mixed": torch.tensor([[1, 0, 1, 1], [0, 0, 0, 0], [0, 7, 0, 0]], dtype=torch.int32),  # any non-zero executes
+    "none": torch.zeros(2, 5, dtype=torch.int32),
+    "all": torch.ones(3, 2, dtype=torch.int32),
+    "empty batch": torch.zeros(0, 4, dtype=torch.int32),
+    "random": (torch.rand(8, 33, generator=torch.Generator().manual_seed(0)) < 0.4).int(),
+}
+
+
+@pytest.mark.parametrize("mask", list(MASKS))
+def test_index_bodies_match_the_torch_ops(mask):
+    execute = MASKS[mask]
+    for name, torch_op in (("RouteIndex", torch_ops.route_index), ("RouteSeqIndex", torch_ops.route_seq_index)):
+        got, want = _run_body(name, [execute]), torch_op(execute)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape and torch.equal(g, w), (name, g, w)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_gather_and_scatter_bodies_match_the_torch_ops(dtype):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 4, 8, generator=gen).to(dtype)
+    execute = MASKS["mixed"]
+    index, _ = torch_ops.route_index(execute)
+    slots, _ = torch_ops.route_seq_index(execute)
+    for idx in (index, slots, index[:0]):  # flat [N], per sequence [B, Tq] with -1 entries, and N = 0
+        rows = torch_ops.route_gather(x, idx)
+        (got,) = _run_body("RouteGather", [x, idx])
+        assert torch.equal(got, rows)
+        y = torch.randn(rows.shape, generator=gen).to(dtype)
+        (got,) = _run_body("RouteScatterAdd", [x, y, idx])
+        assert torch.equal(got, torch_ops.route_scatter_add(x, y, idx))
+
+
+def test_decision_bodies_match_the_torch_ops():
+    gen = torch.Generator().manual_seed(2)
+    scores = torch.randn(3, 9, 2, generator=gen)
+    valid = torch.ones(3, 9, dtype=torch.int32)
+    valid[1, :4] = 0
+    assert torch.equal(_run_body("RouteArgmax", [scores])[0], torch_ops.route_argmax(scores))
+    one = scores[..., :1].contiguous()
+    assert torch.allclose(_run_body("RouteThreshold", [one], threshold=0.3)[0], torch_ops.route_threshold(one, 0.3))
+    for capacity in (0.25, 0.5, 1.0):
+        assert torch.equal(_run_body("RouteTopK", [one, valid], capacity=capacity)[0],
+                           torch_ops.route_topk(one, valid, capacity))

@@ -1,16 +1,17 @@
 """Routed self-attention over a transformers attention module's own weights.
 
 K and V are computed for every token (skipped tokens still write the KV cache, so it stays complete);
-only the query path (Q projection, scores, O projection) runs for the executed tokens in compact mode.
-Masked mode runs the query path for every token, as the research code does.
+only the query path (Q projection, scores, O projection) runs for the executed tokens in compact mode:
+the projections on the executed tokens of the whole batch [N, d], the attention core per sequence on
+its executed queries [B, Tq]. Masked mode runs the query path for every token, as the research code does.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers.models.llama.modeling_llama import repeat_kv, rotate_half
+from transformers.models.llama.modeling_llama import rotate_half
 
-from ..ops.torch_ops import route_gather
+from ..ops.torch_ops import route_gather, route_scatter_add
 
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -42,19 +43,22 @@ def attend(attn, q, k, v, q_slot, key_ok, window):
     A query sees the valid keys (key_ok [B, S]) at slots <= its own (and within the sliding window).
     Scores, mask and softmax run in float32 (in float16 the mask's minimum plus a negative score would
     round to -inf and turn fully masked padding rows into NaN); fully masked rows stay finite.
+    The G query heads that share a KV head are stacked against it ([B, Hkv, G*Tq, hd]) instead of
+    repeating K and V G times: the same products, without copying the cache.
     """
+    B, H, Tq, hd = q.shape
+    Hkv = k.shape[1]
     key_slot = torch.arange(k.shape[2], device=k.device)
     allowed = key_ok[:, None, :] & (key_slot[None, None, :] <= q_slot[:, :, None])
     if window:
         allowed &= (q_slot[:, :, None] - key_slot[None, None, :]) < window
-    k = repeat_kv(k, attn.num_key_value_groups)
-    v = repeat_kv(v, attn.num_key_value_groups)
-    # an additive mask built once per [B, 1, Tq, S], as transformers' eager attention does: a broadcast
+    # an additive mask built once per [B, 1, 1, Tq, S], as transformers' eager attention does: a broadcast
     # Add is far cheaper in ONNX Runtime than a Where over every head's scores
     bias = torch.zeros(allowed.shape, device=q.device).masked_fill(~allowed, torch.finfo(torch.float32).min)
-    scores = torch.matmul(q, k.transpose(2, 3)).float() * attn.scaling + bias[:, None]
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-    return torch.matmul(probs, v).transpose(1, 2).flatten(2)  # [B, Tq, H*hd]
+    scores = torch.matmul(q.reshape(B, Hkv, -1, hd), k.transpose(2, 3)).float() * attn.scaling
+    scores = scores.unflatten(2, (H // Hkv, Tq)) + bias[:, None, None]
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype).flatten(2, 3)
+    return torch.matmul(probs, v).reshape(B, H, Tq, hd).transpose(1, 2).flatten(2)  # [B, Tq, H*hd]
 
 
 def attention_masked(attn, h, cos, sin, k, v, past_len, key_ok, window):
@@ -65,16 +69,21 @@ def attention_masked(attn, h, cos, sin, k, v, past_len, key_ok, window):
     return attn.o_proj(attend(attn, q, k, v, q_slot, key_ok, window))
 
 
-def attention_compact(attn, h, index, cos, sin, k, v, past_len, key_ok, window):
-    """Query path for the executed tokens only: [B, Tq, d] for the rows of ``index`` (RouteIndex).
+def attention_compact(attn, h, index, slots, cos, sin, k, v, past_len, key_ok, window):
+    """Query path for the executed tokens only: [N, d] for the rows of ``index`` (RouteIndex).
 
-    Executed tokens are packed left per sequence; padding rows (index -1) get slot -1, see no key,
-    and are dropped by the scatter that follows.
+    The projections run on the executed tokens of the whole batch; the core runs per sequence on the
+    layout of ``slots`` (RouteSeqIndex), where padding entries (-1) get slot -1, see no key, and are
+    dropped when the rows go back to the flat layout.
     """
-    q = _project_q(attn, route_gather(h, index))
-    q = rope(q.transpose(1, 2), route_gather(cos, index).unsqueeze(1), route_gather(sin, index).unsqueeze(1))
-    q_slot = torch.where(index >= 0, index + past_len, -1)
-    return attn.o_proj(attend(attn, q, k, v, q_slot, key_ok, window))
+    B, T, _ = h.shape
+    q = _project_q(attn, route_gather(h, index))  # [N, H, hd]
+    q = rope(q, route_gather(cos, index).unsqueeze(1), route_gather(sin, index).unsqueeze(1))
+    q_seq = route_gather(q.flatten(1), slots).unflatten(-1, (-1, attn.head_dim)).transpose(1, 2)  # [B, H, Tq, hd]
+    slot = (past_len + torch.arange(T, device=h.device)).expand(B, T).reshape(-1)[index]  # cache slot of each query
+    q_slot = torch.where(slots >= 0, slot[slots.clamp(min=0)], -1)
+    out = attend(attn, q_seq, k, v, q_slot, key_ok, window)  # [B, Tq, H*hd]
+    return attn.o_proj(route_scatter_add(out.new_zeros(q.shape[0], out.shape[-1]), out, slots))
 
 
 def head_dim(config) -> int:

@@ -5,7 +5,8 @@ rotary embedding, LM head) so that the weights and their names stay transformers
 modules live beside them under ``routing``. Two execution modes give the same result:
 
   masked   every unit runs for every token, then the per-token results are selected (research semantics)
-  compact  the executed tokens are gathered, the unit runs on those only, and the results are scattered back
+  compact  the executed tokens of the whole batch are gathered (flat, [N, d]), the unit runs on those only,
+           and the results are scattered back
 
 For one layer and unit:  y = x + [execute] * gate * Unit(Norm(x)) + [approximate] * LFF(Norm(x))
 with [approximate] = valid and not executed, LFF only for informed routing, gate = 1 except for
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import IrexportError
-from ..ops.torch_ops import route_gather, route_index, route_scatter_add
+from ..ops.torch_ops import route_gather, route_index, route_scatter_add, route_seq_index
 from .attention import attention_compact, attention_masked, project_kv, sliding_window
 from .config import UNITS, RoutingConfig
 from .routers import LFF, make_router
@@ -138,7 +139,8 @@ class RoutedCausalLM(nn.Module):
                 # only the executed tokens go through the unit; their outputs are added back in place
                 index, _ = route_index(execute.int())
                 if unit == "attention":
-                    out = attention_compact(attn, h, index, cos, sin, *present, past_len, key_ok, window)
+                    slots, _ = route_seq_index(execute.int())
+                    out = attention_compact(attn, h, index, slots, cos, sin, *present, past_len, key_ok, window)
                 else:
                     out = layer.mlp(route_gather(h, index))
                 if gate is not None:

@@ -4,14 +4,20 @@ inputs/outputs and dtypes, shared by the torch ops, the ONNX export and the Tens
   RouteArgmax     \
   RouteThreshold   > router scores -> signed margin (>= 0 executes), one op per decision rule
   RouteTopK       /
-  RouteIndex      execute mask -> per-sequence positions of the executed tokens, packed left, -1 padded,
-                  and their count Tq (the size tensor TensorRT needs for the data-dependent shape)
-  RouteGather     x [B, T, D], index -> the executed rows [B, Tq, D] (zeros on padding)
-  RouteScatterAdd x [B, T, d], y [B, Tq, d], index -> x with y added at the indexed rows
+  RouteIndex      execute mask [B, T] -> the executed tokens flat across the batch: their rows b*T + t
+                  of the [B*T] token rows, in order, and their count N
+  RouteSeqIndex   execute mask [B, T] -> the same tokens laid out per sequence [B, Tq] for the attention
+                  core: each entry a position in RouteIndex's list, -1 after a sequence's last
+  RouteGather     rows of x (x flattened to [rows, D]) at an index of any shape (zeros where it is -1)
+  RouteScatterAdd x with rows of y added at the indexed rows of x (where the index is >= 0)
 
-RouteIndex has a data-dependent output shape (Tq = the largest executed count of a sequence), the
-reason compaction needs a plugin (with a size tensor) rather than TensorRT's own ops. Masks cross
-the op boundary as int32 (1 = true): TensorRT plugins take no bool or uint8 inputs or outputs.
+Compaction is flat (issue 11): the unit's matrix products run on [N, d], N = executed tokens of the
+whole batch, so a decode step of B sequences does the work of the tokens that execute, not of the
+longest sequence. RouteIndex and RouteSeqIndex have data-dependent output shapes; each names its size
+(0-d int32) as its second output, the size tensor a TensorRT plugin declares. Their function bodies
+reach that size through NonZero only (TensorRT's INonZeroLayer), never a value reduced from data and
+fed to a shape. Masks cross the op boundary as int32 (1 = true): TensorRT plugins take no bool or
+uint8 inputs or outputs.
 """
 
 from __future__ import annotations
@@ -97,28 +103,48 @@ OPS: dict[str, OpSpec] = {
         OpSpec(
             name="RouteIndex",
             torch_name="route_index",
-            doc="Positions of the executed tokens of each sequence, in order, packed left: [B, Tq] int64 with Tq "
-                "the largest executed count of a sequence; -1 after a sequence's last executed token. The second "
-                "output is Tq itself (0-d int32): TensorRT's plugin declares it as the size tensor of the "
-                "data-dependent dimension, so the node names it as an output (onnx-tensorrt counts the plugin's outputs).",
+            doc="The executed tokens flat across the batch: index [N] int64 holds their rows b*T + t of the [B*T] "
+                "token rows in increasing order. The second output is N itself (0-d int32): TensorRT's plugin "
+                "declares it as the size tensor of the data-dependent dimension, so the node names it as an output "
+                "(onnx-tensorrt counts the plugin's outputs).",
             inputs=(Port("execute", ("tensor(int32)",), "execute mask [B, T], 1 or 0"),),
-            outputs=(Port("index", ("tensor(int64)",), "positions [B, Tq], -1 padded"),
-                     Port("count", ("tensor(int32)",), "Tq, 0-d: the size tensor of index's second dimension")),
+            outputs=(Port("index", ("tensor(int64)",), "rows b*T + t of the executed tokens [N]"),
+                     Port("count", ("tensor(int32)",), "N, 0-d: the size tensor of index's dimension")),
+            version=2,
+            data_dependent_shape=True,
+        ),
+        OpSpec(
+            name="RouteSeqIndex",
+            torch_name="route_seq_index",
+            doc="The executed tokens per sequence, for the attention core: slots [B, Tq] int64 with Tq the "
+                "largest executed count of a sequence; slots[b, j] is the position in RouteIndex's list of the "
+                "j-th executed token of sequence b, -1 after its last. The second output is Tq (0-d int32), the "
+                "size tensor of the data-dependent dimension.",
+            inputs=(Port("execute", ("tensor(int32)",), "execute mask [B, T], 1 or 0"),),
+            outputs=(Port("slots", ("tensor(int64)",), "positions in RouteIndex's list [B, Tq], -1 padded"),
+                     Port("count", ("tensor(int32)",), "Tq, 0-d: the size tensor of slots' second dimension")),
             data_dependent_shape=True,
         ),
         OpSpec(
             name="RouteGather",
             torch_name="route_gather",
-            doc="Rows of x at index: out[b, j] = x[b, index[b, j]], zeros where index is -1.",
-            inputs=(Port("x", FLOATS, "[B, T, D]"), Port("index", ("tensor(int64)",), "[B, Tq] from RouteIndex")),
-            outputs=(Port("out", FLOATS, "[B, Tq, D]"),),
+            doc="Rows of x at index: with x viewed as rows [R, D] (its last dimension D), out[i] = x[index[i]] "
+                "for every entry i of index, zeros where index is -1.",
+            inputs=(Port("x", FLOATS, "[..., D], viewed as rows [R, D]"),
+                    Port("index", ("tensor(int64)",), "[N] (RouteIndex) or [B, Tq] (RouteSeqIndex), -1 or a row")),
+            outputs=(Port("out", FLOATS, "[*index.shape, D]"),),
+            version=2,
         ),
         OpSpec(
             name="RouteScatterAdd",
             torch_name="route_scatter_add",
-            doc="x with y added at the indexed rows: out = x; out[b, index[b, j]] += y[b, j] where index >= 0.",
-            inputs=(Port("x", FLOATS, "[B, T, D]"), Port("y", FLOATS, "[B, Tq, D]"), Port("index", ("tensor(int64)",), "[B, Tq]")),
-            outputs=(Port("out", FLOATS, "[B, T, D]"),),
+            doc="x with y added at the indexed rows: with x viewed as rows [R, D], out = x; out[index[i]] += y[i] "
+                "for every entry i of index that is >= 0. The entries >= 0 are distinct.",
+            inputs=(Port("x", FLOATS, "[..., D], viewed as rows [R, D]"),
+                    Port("y", FLOATS, "[*index.shape, D]"),
+                    Port("index", ("tensor(int64)",), "[N] or [B, Tq], -1 or a row of x")),
+            outputs=(Port("out", FLOATS, "x's shape"),),
+            version=2,
         ),
     )
 }

@@ -50,18 +50,27 @@ def _(scores, valid, capacity):
 
 @torch.library.custom_op("irexport::route_index", mutates_args=())
 def route_index(execute: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    execute = execute != 0  # int32 across the op boundary (TensorRT plugins take no bool)
-    B, T = execute.shape
-    counts = execute.sum(1)
-    tq = int(counts.max()) if B else 0
-    rank = execute.long().cumsum(1) - 1
-    dest = torch.where(execute, rank, tq)  # tokens that do not execute land in a spare column
-    index = torch.full((B, tq + 1), -1, dtype=torch.long, device=execute.device)
-    index.scatter_(1, dest, torch.arange(T, device=execute.device).expand(B, T).contiguous())
-    return index[:, :tq].contiguous(), torch.tensor(tq, dtype=torch.int32, device=execute.device)
+    index = (execute != 0).flatten().nonzero().squeeze(1)  # int32 mask across the op boundary (no bool in TensorRT)
+    return index, torch.tensor(index.numel(), dtype=torch.int32, device=execute.device)
 
 
 @route_index.register_fake
+def _(execute):
+    n = torch.library.get_ctx().new_dynamic_size()
+    return execute.new_empty(n, dtype=torch.long), execute.new_empty((), dtype=torch.int32)
+
+
+@torch.library.custom_op("irexport::route_seq_index", mutates_args=())
+def route_seq_index(execute: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    counts = (execute != 0).sum(1)
+    tq = int(counts.max()) if counts.numel() else 0
+    first = counts.cumsum(0) - counts  # where each sequence's tokens start in RouteIndex's list
+    j = torch.arange(tq, device=execute.device)
+    slots = torch.where(j < counts[:, None], first[:, None] + j, -1)
+    return slots, torch.tensor(tq, dtype=torch.int32, device=execute.device)
+
+
+@route_seq_index.register_fake
 def _(execute):
     tq = torch.library.get_ctx().new_dynamic_size()
     return execute.new_empty(execute.shape[0], tq, dtype=torch.long), execute.new_empty((), dtype=torch.int32)
@@ -69,21 +78,21 @@ def _(execute):
 
 @torch.library.custom_op("irexport::route_gather", mutates_args=())
 def route_gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    rows = torch.gather(x, 1, index.clamp(min=0).unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    rows = x.reshape(-1, x.shape[-1])[index.clamp(min=0)]
     return torch.where((index >= 0).unsqueeze(-1), rows, torch.zeros((), dtype=x.dtype))
 
 
 @route_gather.register_fake
 def _(x, index):
-    return x.new_empty(index.shape[0], index.shape[1], x.shape[2])
+    return x.new_empty(*index.shape, x.shape[-1])
 
 
 @torch.library.custom_op("irexport::route_scatter_add", mutates_args=())
 def route_scatter_add(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    B, T, D = x.shape
-    dest = torch.where(index >= 0, index, T).unsqueeze(-1).expand(-1, -1, D)  # padding rows go to a spare row
-    out = torch.cat([x, x.new_zeros(B, 1, D)], 1).scatter_add(1, dest, y.to(x.dtype))
-    return out[:, :T].contiguous()
+    rows = x.reshape(-1, x.shape[-1])
+    dest = torch.where(index >= 0, index, rows.shape[0]).flatten()  # -1 entries go to a spare row, dropped
+    out = torch.cat([rows, rows.new_zeros(1, rows.shape[1])]).index_add(0, dest, y.reshape(-1, rows.shape[1]).to(x.dtype))
+    return out[: rows.shape[0]].reshape(x.shape)
 
 
 @route_scatter_add.register_fake
