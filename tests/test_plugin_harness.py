@@ -69,7 +69,7 @@ def test_register_library_loads_tensorrt_by_soname_when_loaded_first(plugin_buil
     env = {**os.environ, "LD_LIBRARY_PATH": str(standin(plugin_build).parent)}
     result = subprocess.run([str(plugin_build / "irexport-plugin-harness"), "register-first",
                              str(plugin_build / "libirexport_plugins_register.so")], capture_output=True, text=True, env=env)
-    assert result.returncode == 0 and "registers 6 creators" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "registers 7 creators" in result.stdout, result.stdout + result.stderr
 
 
 def test_register_library_without_tensorrt_says_so_and_registers_nothing(plugin_build):
@@ -134,18 +134,19 @@ def test_harness_catches_a_wrong_symbolic_shape_and_type(plugin_build, exported,
     model = _compact_model(exported)
     gather = next(n for n in model.graph.node if n.op_type == "RouteGather")
     out = next(v for v in model.graph.value_info if v.name == gather.output[0])
-    out.type.tensor_type.shape.dim[1].dim_param = "sequence"  # claims [batch, sequence, D] instead of [batch, Tq, D]
+    out.type.tensor_type.shape.dim[0].dim_param = "sequence"  # claims [sequence, D] instead of [N, D] (N = index's length)
     result = contract(plugin_build, _cases_of(model, "RouteGather"), tmp_path)
-    assert result.returncode == 1 and "dimension 1 is u" in result.stdout and "the node declares sequence" in result.stdout
+    assert result.returncode == 1 and "dimension 0 is u" in result.stdout and "the node declares sequence" in result.stdout
     out.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
     result = contract(plugin_build, _cases_of(model, "RouteGather"), tmp_path)
     assert result.returncode == 1 and "the plugin gives FLOAT, the node declares FLOAT16" in result.stdout
 
 
 def test_harness_catches_a_missing_creator_and_bad_cases(plugin_build, exported, tmp_path):
-    text = _cases_of(_compact_model(exported), "RouteGather").replace("\tRouteGather\t1\tirexport", "\tRouteGather\t2\tirexport", 1)
+    """A node of an export made before RouteGather's version 2 (per-sequence compaction) finds no creator."""
+    text = _cases_of(_compact_model(exported), "RouteGather").replace("\tRouteGather\t2\tirexport", "\tRouteGather\t1\tirexport", 1)
     result = contract(plugin_build, text, tmp_path)
-    assert result.returncode == 1 and "no creator registered for (RouteGather, version 2" in result.stdout
+    assert result.returncode == 1 and "no creator registered for (RouteGather, version 1" in result.stdout
     result = contract(plugin_build, "case\tonly-two\tfields\n", tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "5 fields" in result.stderr
     assert harness(plugin_build, "nonsense").returncode == 2
@@ -215,49 +216,50 @@ def parse_cases(text: str) -> list[dict]:
 
 
 def case_inputs(case: dict, seed: int) -> list[torch.Tensor]:
-    """Inputs for one node signature: symbolic sizes concrete (batch 3, others 37), masks and indices valid."""
+    """Inputs for one node signature: symbolic sizes concrete (the batch 3, others 37), masks valid, and an index
+    that holds rows of x: RouteIndex's flat rows [N], or RouteSeqIndex's slots [B, Tq] (with -1 entries)."""
     g = torch.Generator().manual_seed(seed)
-    sizes: dict[str, int] = {}
+    op, ports = case["op"], case["inputs"]
+    per_sequence = op in ("RouteGather", "RouteScatterAdd") and len(ports[-1][1]) == 2
+    sizes = {(ports[-1] if per_sequence else ports[0])[1][0]: 3}  # the batch: the first dimension of the mask or slots
 
     def shape(dims):
-        return [int(d) if d.lstrip("-").isdigit() else sizes.setdefault(d, 3 if not sizes else 37) for d in dims]
+        return [int(d) if d.lstrip("-").isdigit() else sizes.setdefault(d, 37) for d in dims]
 
-    (t0, d0) = case["inputs"][0]
+    def mask(b, t):
+        m = (torch.rand(b, t, generator=g) < 0.45).to(torch.int32)
+        if b > 1:
+            m[1] = 0  # a sequence that executes nothing
+        return m
+
+    (t0, d0) = ports[0]
     first = shape(d0)
-    b, t = first[0], first[1]
-    mask = (torch.rand(b, t, generator=g) < 0.45).to(torch.int32)
-    if b > 1:
-        mask[1] = 0  # a sequence that executes nothing
-    index, _ = torch_ops.route_index(mask)
-    op = case["op"]
     if op in ("RouteArgmax", "RouteThreshold", "RouteTopK"):
         scores = torch.randn(*first, generator=g).to(TORCH_TYPES[t0])
         if op != "RouteTopK":
             return [scores]
-        valid = torch.ones(b, t, dtype=torch.int32)
-        valid[0, : t // 4] = 0  # left padding
+        valid = torch.ones(first[0], first[1], dtype=torch.int32)
+        valid[0, : first[1] // 4] = 0  # left padding
         return [scores, valid]
-    if op == "RouteIndex":
-        return [mask]
+    if op in ("RouteIndex", "RouteSeqIndex"):
+        return [mask(first[0], first[1])]
     x = torch.randn(*first, generator=g).to(TORCH_TYPES[t0])
+    rows = x.numel() // x.shape[-1]
+    if per_sequence:  # slots over x's rows as RouteSeqIndex lays them out; -1 past a sequence's last (and past x's rows)
+        index, _ = torch_ops.route_seq_index(mask(shape(ports[-1][1])[0], rows))
+        index = torch.where(index < rows, index, -1)
+    else:  # the executed rows of x
+        index, _ = torch_ops.route_index(mask(1, rows))
     if op == "RouteGather":
         return [x, index]
-    return [x, torch.randn(b, index.shape[1], first[2], generator=g).to(TORCH_TYPES[t0]), index]
+    return [x, torch.randn(*index.shape, x.shape[-1], generator=g).to(TORCH_TYPES[t0]), index]
 
 
 def expected_outputs(case: dict, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-    op, attrs = case["op"], case["attrs"]
-    if op == "RouteArgmax":
-        return [torch_ops.route_argmax(*inputs)]
-    if op == "RouteThreshold":
-        return [torch_ops.route_threshold(*inputs, attrs["threshold"])]
-    if op == "RouteTopK":
-        return [torch_ops.route_topk(*inputs, attrs["capacity"])]
-    if op == "RouteIndex":
-        return list(torch_ops.route_index(*inputs))
-    if op == "RouteGather":
-        return [torch_ops.route_gather(*inputs)]
-    return [torch_ops.route_scatter_add(*inputs)]
+    """The torch op of the node's op (its float attributes in the op description's order)."""
+    spec = OPS[case["op"]]
+    out = getattr(torch_ops, spec.torch_name)(*inputs, *(case["attrs"][a.name] for a in spec.attributes))
+    return list(out) if isinstance(out, tuple) else [out]
 
 
 def raw(t: torch.Tensor) -> bytes:
@@ -298,11 +300,9 @@ def test_enqueue_matches_the_torch_ops(plugin_build, every_export, tmp_path):
         listing = [line.split("\t") for line in (data / f"case{i}.outputs").read_text().splitlines()]
         outputs = [read_raw(data / f"case{i}.out{j}.bin", TORCH_TYPES[dtype]) for j, (dtype, _) in enumerate(listing)]
         expected = expected_outputs(case, inputs)
-        if case["op"] == "RouteIndex":  # the index buffer is sized for the upper bound; the size tensor says Tq
-            tq = int(outputs[1].item())
-            assert tq == expected[1].item(), case
-            outputs = [outputs[0][: inputs[0].shape[0] * tq].view(-1, tq) if tq else outputs[0][:0].view(inputs[0].shape[0], 0)]
-            expected = expected[:1]
+        if OPS[case["op"]].data_dependent_shape:  # buffers at the upper bound; the size tensor says how much is the output
+            assert outputs[1].item() == expected[1].item(), case
+            outputs, expected = [outputs[0][: expected[0].numel()]], expected[:1]
         for got, want in zip(outputs, expected):
             got = got.view(want.shape)
             if case["op"] == "RouteThreshold":  # expf on the device

@@ -19,6 +19,7 @@ def host_lib(tmp_path_factory):
     build = cmake_build(tmp_path_factory.mktemp("plugins-host"), "-DIRX_WITH_CUDA=OFF")
     lib = ctypes.CDLL(str(build / "libirexport_host.so"))
     lib.irx_host_index_count.restype = ctypes.c_int32
+    lib.irx_host_seq_index_count.restype = ctypes.c_int32
     return lib
 
 
@@ -35,10 +36,11 @@ def poisoned(shape, dtype, device="cpu"):
 
 
 def random_case(seed, batch, seq, fraction):
+    """An execute mask (every token at fraction 1; otherwise sequence 1 is left-padded) and the valid mask."""
     g = torch.Generator().manual_seed(seed)
     execute = torch.rand(batch, seq, generator=g) < fraction
     valid = torch.ones(batch, seq, dtype=torch.bool)
-    if batch > 1:
+    if batch > 1 and fraction < 1:
         valid[1, : seq // 3] = False
     return execute & valid, valid, g
 
@@ -47,28 +49,46 @@ SHAPES = [(0, 5), (1, 1), (2, 7), (3, 64), (2, 300)]
 FRACTIONS = [0.0, 0.4, 1.0]
 
 
+def row_cases(execute, dim, dtype, g):
+    """(x, index, y) for RouteGather / RouteScatterAdd as the compact path uses them: the flat index [N] over
+    x [B, T, D], and the slots [B, Tq] (-1 padded) over the compact rows [N, D]."""
+    batch, seq = execute.shape
+    index, n = torch_ops.route_index(execute.to(torch.int32))
+    slots, _ = torch_ops.route_seq_index(execute.to(torch.int32))
+    flat = (torch.randn(batch, seq, dim, generator=g).to(dtype), index, torch.randn(int(n), dim, generator=g).to(dtype))
+    per_sequence = (torch.randn(int(n), dim, generator=g).to(dtype), slots, torch.randn(*slots.shape, dim, generator=g).to(dtype))
+    return flat, per_sequence
+
+
 @pytest.mark.parametrize("batch,seq", SHAPES)
 @pytest.mark.parametrize("fraction", FRACTIONS)
-def test_host_index_gather_scatter(host_lib, batch, seq, fraction):
-    execute, _, g = random_case(batch * seq, batch, seq, fraction)
+def test_host_index_and_seq_index(host_lib, batch, seq, fraction):
+    execute, _, _ = random_case(batch * seq, batch, seq, fraction)
     ex32 = execute.to(torch.int32).contiguous()  # kept alive: ctypes only sees its pointer
-    expected, count = torch_ops.route_index(ex32)
-    assert count.item() == expected.shape[1]
-    tq = host_lib.irx_host_index_count(ptr(ex32), batch, seq)
-    assert tq == expected.shape[1]
-    index, tq_out = poisoned((batch, max(tq, 1)), torch.int64), torch.zeros(1, dtype=torch.int32)
-    assert host_lib.irx_host_index(ptr(ex32), batch, seq, ptr(index), ptr(tq_out)) == 0
-    assert tq_out.item() == tq
-    assert torch.equal(index.flatten()[: batch * tq].view(batch, tq), expected)
-    for dtype, code in DTYPES.items():
-        x = torch.randn(batch, seq, 24, generator=g).to(dtype)
-        out = poisoned((batch, tq, 24), dtype)
-        host_lib.irx_host_gather(ptr(x), ptr(expected.contiguous()), code, batch, seq, tq, 24, ptr(out))
-        assert torch.equal(out, torch_ops.route_gather(x, expected))
-        y = torch.randn(batch, tq, 24, generator=g).to(dtype)
-        out = poisoned((batch, seq, 24), dtype)
-        host_lib.irx_host_scatter_add(ptr(x), ptr(y), ptr(expected.contiguous()), code, batch, seq, tq, 24, ptr(out))
-        assert torch.equal(out, torch_ops.route_scatter_add(x, y, expected)), dtype
+    for name, op in (("index", torch_ops.route_index), ("seq_index", torch_ops.route_seq_index)):
+        expected, count = op(ex32)
+        size = getattr(host_lib, f"irx_host_{name}_count")(ptr(ex32), batch, seq)
+        assert size == count.item() == expected.shape[-1], name
+        out, count_out = poisoned((max(batch * seq, 1),), torch.int64), torch.zeros(1, dtype=torch.int32)  # the upper bound
+        assert getattr(host_lib, f"irx_host_{name}")(ptr(ex32), batch, seq, ptr(out), ptr(count_out)) == 0
+        assert count_out.item() == size
+        assert torch.equal(out[: expected.numel()].view(expected.shape), expected), name
+
+
+@pytest.mark.parametrize("batch,seq", SHAPES)
+@pytest.mark.parametrize("fraction", FRACTIONS)
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_host_gather_scatter(host_lib, batch, seq, fraction, dtype):
+    """Flat index (rank 1) and slots (rank 2, -1 entries), B = 0, N = 0 and every token executed."""
+    execute, _, g = random_case(batch * seq, batch, seq, fraction)
+    for x, index, y in row_cases(execute, 24, dtype, g):
+        rows = x.numel() // 24
+        out = poisoned((*index.shape, 24), dtype)
+        assert host_lib.irx_host_gather(ptr(x), ptr(index), DTYPES[dtype], index.numel(), 24, ptr(out)) == 0
+        assert torch.equal(out, torch_ops.route_gather(x, index)), index.shape
+        out = poisoned(x.shape, dtype)
+        assert host_lib.irx_host_scatter_add(ptr(x), ptr(y), ptr(index), DTYPES[dtype], rows, index.numel(), 24, ptr(out)) == 0
+        assert torch.equal(out, torch_ops.route_scatter_add(x, y, index)), index.shape
 
 
 @pytest.mark.parametrize("batch,seq", SHAPES)
@@ -101,7 +121,8 @@ def test_kernels_compile_with_nvcc(tmp_path):
     symbols = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True).stdout
     exported = {line.split()[-1] for line in symbols.splitlines() if " T " in line}
     assert exported == {"irx_cuda_argmax", "irx_cuda_threshold", "irx_cuda_topk", "irx_cuda_index",
-                        "irx_cuda_index_workspace_size", "irx_cuda_gather", "irx_cuda_scatter_add"}
+                        "irx_cuda_index_workspace_size", "irx_cuda_seq_index", "irx_cuda_seq_index_workspace_size",
+                        "irx_cuda_gather", "irx_cuda_scatter_add"}
 
 
 @pytest.fixture(scope="session")
@@ -113,63 +134,69 @@ def cuda_lib(tmp_path_factory):
     build = cmake_build(tmp_path_factory.mktemp("plugins-cuda"))
     lib = ctypes.CDLL(str(build / "libirexport_kernels.so"))
     lib.irx_cuda_index_workspace_size.restype = ctypes.c_size_t
+    lib.irx_cuda_seq_index_workspace_size.restype = ctypes.c_size_t
     return lib
 
 
+SYNC = None  # the C ABI's stream argument: null runs on the default stream and synchronises
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("batch,seq", SHAPES + [(4, 2048)])
+@pytest.mark.parametrize("batch,seq", SHAPES + [(4, 2048), (3, 1500)])  # several RouteIndex tiles, the last one partial
 @pytest.mark.parametrize("fraction", FRACTIONS)
 @pytest.mark.parametrize("dtype", list(DTYPES))
 def test_cuda_kernels_match_the_torch_ops(cuda_lib, batch, seq, fraction, dtype):
     execute, valid, g = random_case(batch * seq + 1, batch, seq, fraction)
     dev = torch.device("cuda")
     ex32 = execute.to(torch.int32).to(dev)
-    expected, _ = torch_ops.route_index(execute.to(torch.int32))
-    tq = expected.shape[1]
-    index, tq_out = poisoned((batch * seq,), torch.int64, dev), torch.zeros(1, dtype=torch.int32, device=dev)
-    workspace = torch.empty(cuda_lib.irx_cuda_index_workspace_size(batch, seq) // 4 + 1, dtype=torch.int32, device=dev)
-    assert cuda_lib.irx_cuda_index(ptr(ex32), batch, seq, ptr(index), ptr(tq_out), ptr(workspace)) == 0
-    assert tq_out.item() == tq and torch.equal(index[: batch * tq].view(batch, tq).cpu(), expected)
-    x = torch.randn(batch, seq, 200, generator=g).to(dtype)
-    x_dev, idx = x.to(dev), expected.to(dev).contiguous()
-    out = poisoned((batch, tq, 200), dtype, dev)
-    assert cuda_lib.irx_cuda_gather(ptr(x_dev), ptr(idx), DTYPES[dtype], batch, seq, tq, 200, ptr(out)) == 0
-    assert torch.equal(out.cpu(), torch_ops.route_gather(x, expected))
-    y = torch.randn(batch, tq, 200, generator=g).to(dtype)
-    y_dev = y.to(dev)
-    out = poisoned((batch, seq, 200), dtype, dev)
-    assert cuda_lib.irx_cuda_scatter_add(ptr(x_dev), ptr(y_dev), ptr(idx), DTYPES[dtype], batch, seq, tq, 200, ptr(out)) == 0
-    assert torch.equal(out.cpu(), torch_ops.route_scatter_add(x, y, expected))
+    for name, op in (("index", torch_ops.route_index), ("seq_index", torch_ops.route_seq_index)):
+        expected, count = op(execute.to(torch.int32))
+        out, count_out = poisoned((batch * seq,), torch.int64, dev), torch.zeros(1, dtype=torch.int32, device=dev)
+        size = getattr(cuda_lib, f"irx_cuda_{name}_workspace_size")(batch, seq)
+        workspace = torch.empty(size // 4 + 1, dtype=torch.int32, device=dev)
+        assert getattr(cuda_lib, f"irx_cuda_{name}")(ptr(ex32), batch, seq, ptr(out), ptr(count_out), ptr(workspace), SYNC) == 0
+        assert count_out.item() == count.item(), name
+        assert torch.equal(out[: expected.numel()].view(expected.shape).cpu(), expected), name
+    for dim in (200, 3):  # 16-byte vectors; element by element
+        for x, index, y in row_cases(execute, dim, dtype, g):
+            x_dev, y_dev, idx = x.to(dev), y.to(dev), index.to(dev)
+            out = poisoned((*index.shape, dim), dtype, dev)
+            assert cuda_lib.irx_cuda_gather(ptr(x_dev), ptr(idx), DTYPES[dtype], index.numel(), dim, ptr(out), SYNC) == 0
+            assert torch.equal(out.cpu(), torch_ops.route_gather(x, index)), (dim, index.shape)
+            out = poisoned(x.shape, dtype, dev)
+            assert cuda_lib.irx_cuda_scatter_add(ptr(x_dev), ptr(y_dev), ptr(idx), DTYPES[dtype], x.numel() // dim,
+                                                 index.numel(), dim, ptr(out), SYNC) == 0
+            assert torch.equal(out.cpu(), torch_ops.route_scatter_add(x, y, index)), (dim, index.shape)
     scores = torch.randn(batch, seq, 1, generator=g).to(dtype)
     scores_dev, v32 = scores.to(dev), valid.to(torch.int32).to(dev)
     margin = poisoned((batch, seq), torch.float32, dev)
-    assert cuda_lib.irx_cuda_topk(ptr(scores_dev), ptr(v32), DTYPES[dtype], batch, seq, 1, ctypes.c_float(0.5), ptr(margin)) == 0
+    assert cuda_lib.irx_cuda_topk(ptr(scores_dev), ptr(v32), DTYPES[dtype], batch, seq, 1, ctypes.c_float(0.5), ptr(margin),
+                                  SYNC) == 0
     assert torch.equal(margin.cpu(), torch_ops.route_topk(scores, valid.to(torch.int32), 0.5))
     scores2 = torch.randn(batch, seq, 2, generator=g).to(dtype)
     scores2_dev = scores2.to(dev)
-    assert cuda_lib.irx_cuda_argmax(ptr(scores2_dev), DTYPES[dtype], batch, seq, ptr(margin)) == 0
+    assert cuda_lib.irx_cuda_argmax(ptr(scores2_dev), DTYPES[dtype], batch, seq, ptr(margin), SYNC) == 0
     assert torch.equal(margin.cpu(), torch_ops.route_argmax(scores2))
 
 
 def plugin_table():
-    """The op table of the TensorRT glue: {name: (inputs, outputs, field)} parsed from its source."""
+    """The op table of the TensorRT glue: {name: (version, inputs, outputs, field)} parsed from its source."""
     import re
 
     source = (PLUGINS / "tensorrt" / "route_plugins.cpp").read_text()
-    rows = re.findall(r'\{"(Route\w+)", (\d+), (\d+), (nullptr|"\w+")', source)
+    rows = re.findall(r'\{"(Route\w+)", "(\w+)", (\d+), (\d+), (nullptr|"\w+")', source)
     namespace = re.search(r'kNamespace = "(\w+)"', source).group(1)
-    version = re.search(r'kVersion = "(\w+)"', source).group(1)
-    return {n: (int(i), int(o), None if f == "nullptr" else f.strip('"')) for n, i, o, f in rows}, namespace, version
+    return {n: (v, int(i), int(o), None if f == "nullptr" else f.strip('"')) for n, v, i, o, f in rows}, namespace
 
 
 def test_plugin_names_and_fields_match_the_op_descriptions():
     from irexport.ops import OPS
 
-    table, namespace, version = plugin_table()
+    table, namespace = plugin_table()
     assert set(table) == set(OPS)
     for name, spec in OPS.items():
-        inputs, outputs, field = table[name]
-        assert namespace == spec.node_attributes["plugin_namespace"] and version == spec.plugin_version
+        version, inputs, outputs, field = table[name]
+        assert namespace == spec.node_attributes["plugin_namespace"] and version == spec.plugin_version, name
         assert inputs == len(spec.inputs)
         assert outputs == len(spec.outputs)  # a size tensor is a named output of the node too
         assert ([field] if field else []) == list(spec.plugin_fields)

@@ -25,29 +25,41 @@ IRX_EXPORT int irx_host_topk(
     return 0;
 }
 
+// N, the executed tokens of the batch: the size p.index needs in irx_host_index.
 IRX_EXPORT int32_t irx_host_index_count(int32_t const* execute, int batch, int seq)
 {
     return host::indexCount(execute, batch, seq);
 }
 
-IRX_EXPORT int irx_host_index(int32_t const* execute, int batch, int seq, int64_t* index, int32_t* tq)
+IRX_EXPORT int irx_host_index(int32_t const* execute, int batch, int seq, int64_t* index, int32_t* count)
 {
-    host::index(IndexParams{execute, index, tq, nullptr, batch, seq});
+    host::index(IndexParams{execute, index, count, nullptr, batch, seq});
     return 0;
 }
 
-IRX_EXPORT int irx_host_gather(
-    void const* x, int64_t const* index, int dtype, int batch, int seq, int tq, int dim, void* out)
+// Tq, the largest executed count of a sequence: slots in irx_host_seq_index needs batch * Tq elements.
+IRX_EXPORT int32_t irx_host_seq_index_count(int32_t const* execute, int batch, int seq)
 {
-    host::gather(GatherParams{x, index, out, batch, seq, tq, dim, Dtype(dtype)});
+    return host::seqIndexCount(execute, batch, seq);
+}
+
+IRX_EXPORT int irx_host_seq_index(int32_t const* execute, int batch, int seq, int64_t* slots, int32_t* count)
+{
+    host::seqIndex(IndexParams{execute, slots, count, nullptr, batch, seq});
     return 0;
 }
 
+// rows: the entries of index (any shape, flattened); x is [*, dim] viewed as rows.
+IRX_EXPORT int irx_host_gather(void const* x, int64_t const* index, int dtype, int rows, int dim, void* out)
+{
+    host::gather(GatherParams{x, index, out, rows, dim, Dtype(dtype)});
+    return 0;
+}
+
+// x_rows: the rows of x (and out); rows: the entries of index, one row of y each.
 IRX_EXPORT int irx_host_scatter_add(
-    void const* x, void const* y, int64_t const* index, int dtype, int batch, int seq, int tq, int dim, void* out)
+    void const* x, void const* y, int64_t const* index, int dtype, int x_rows, int rows, int dim, void* out)
 {
-    host::scatterAdd(ScatterAddParams{x, y, index, out, batch, seq, tq, dim, Dtype(dtype)});
+    host::scatterAdd(ScatterAddParams{x, y, index, out, x_rows, rows, dim, Dtype(dtype)});
     return 0;
 }
-
-

@@ -124,23 +124,37 @@ void topk(DecideParams const& p)
 
 int32_t indexCount(int32_t const* execute, int32_t batch, int32_t seq)
 {
-    int32_t tq = 0;
-    for (int32_t b = 0; b < batch; ++b)
-        tq = std::max<int32_t>(tq, std::count_if(execute + int64_t(b) * seq, execute + int64_t(b + 1) * seq, [](int32_t e) { return e != 0; }));
-    return tq;
+    return static_cast<int32_t>(std::count_if(execute, execute + int64_t(batch) * seq, [](int32_t e) { return e != 0; }));
 }
 
 void index(IndexParams const& p)
 {
-    int64_t const tq = indexCount(p.execute, p.batch, p.seq);
-    *p.tq = static_cast<int32_t>(tq);
-    std::fill(p.index, p.index + p.batch * tq, int64_t(-1));
+    int64_t n = 0;
+    for (int64_t i = 0; i < int64_t(p.batch) * p.seq; ++i)
+        if (p.execute[i])
+            p.index[n++] = i; // row b*T + t of the flattened [B*T] tokens
+    *p.count = static_cast<int32_t>(n);
+}
+
+int32_t seqIndexCount(int32_t const* execute, int32_t batch, int32_t seq)
+{
+    int32_t tq = 0;
+    for (int32_t b = 0; b < batch; ++b)
+        tq = std::max(tq, indexCount(execute + int64_t(b) * seq, 1, seq));
+    return tq;
+}
+
+void seqIndex(IndexParams const& p)
+{
+    int64_t const tq = seqIndexCount(p.execute, p.batch, p.seq);
+    *p.count = static_cast<int32_t>(tq);
+    int64_t first = 0; // the sequence's first position in RouteIndex's list
     for (int32_t b = 0; b < p.batch; ++b)
     {
-        int64_t j = 0;
-        for (int32_t t = 0; t < p.seq; ++t)
-            if (p.execute[int64_t(b) * p.seq + t])
-                p.index[b * tq + j++] = t;
+        int64_t const count = indexCount(p.execute + int64_t(b) * p.seq, 1, p.seq);
+        for (int64_t j = 0; j < tq; ++j)
+            p.index[b * tq + j] = j < count ? first + j : -1;
+        first += count;
     }
 }
 
@@ -149,28 +163,26 @@ void gather(GatherParams const& p)
     size_t const row = size_t(p.dim) * elementSize(p.dtype);
     auto* out = static_cast<uint8_t*>(p.out);
     auto const* x = static_cast<uint8_t const*>(p.x);
-    for (int64_t r = 0; r < int64_t(p.batch) * p.tq; ++r)
+    for (int64_t r = 0; r < p.rows; ++r)
     {
-        int64_t t = p.index[r], b = r / std::max(p.tq, 1);
-        if (t < 0)
+        if (p.index[r] < 0)
             std::memset(out + r * row, 0, row);
         else
-            std::memcpy(out + r * row, x + (b * p.seq + t) * row, row);
+            std::memcpy(out + r * row, x + p.index[r] * row, row);
     }
 }
 
 void scatterAdd(ScatterAddParams const& p)
 {
-    std::memcpy(p.out, p.x, size_t(p.batch) * p.seq * p.dim * elementSize(p.dtype));
-    for (int64_t r = 0; r < int64_t(p.batch) * p.tq; ++r)
+    std::memcpy(p.out, p.x, size_t(p.xRows) * p.dim * elementSize(p.dtype));
+    for (int64_t r = 0; r < p.rows; ++r)
     {
-        int64_t t = p.index[r], b = r / std::max(p.tq, 1);
-        if (t < 0)
+        if (p.index[r] < 0)
             continue;
         for (int32_t d = 0; d < p.dim; ++d)
         {
-            int64_t o = (b * p.seq + t) * p.dim + d;
-            store(p.out, o, load(p.out, o, p.dtype) + load(p.y, r * p.dim + d, p.dtype), p.dtype); // x + y in float32
+            int64_t const o = p.index[r] * p.dim + d;
+            store(p.out, o, load(p.out, o, p.dtype) + load(p.y, r * p.dim + d, p.dtype), p.dtype); // x + y in float32, rounded once
         }
     }
 }

@@ -46,31 +46,35 @@ struct DecideParams
     float capacity; // RouteTopK
 };
 
+// RouteIndex and RouteSeqIndex (the same input, a data-dependent output and its size tensor).
 struct IndexParams
 {
     const int32_t* execute; // [B, T] 0/1 (int32: TensorRT plugins take no bool I/O)
-    int64_t* index; // [B, Tq], Tq = largest executed count; -1 padded
-    int32_t* tq; // 0-d: Tq, the size tensor of the data-dependent output (int32, as the TensorRT 11.1 headers ask)
-    int32_t* workspace; // [B * (T + 1)] int32: packed positions, then per-sequence counts
+    int64_t* index; // RouteIndex: [N] rows b*T + t of the executed tokens; RouteSeqIndex: slots [B, Tq], -1 padded
+    int32_t* count; // 0-d: N or Tq, the size tensor of the data-dependent output (int32, as the TensorRT 11.1 headers ask)
+    int32_t* workspace; // int32 scratch of the CUDA kernels (indexWorkspaceSize / seqIndexWorkspaceSize); unused on the host
     int32_t batch, seq;
 };
 
+// Row copies: x's leading dimensions are flattened to rows [R, D]; index has `rows` entries, each a row of x or -1.
 struct GatherParams
 {
-    const void* x; // [B, T, D]
-    const int64_t* index; // [B, Tq]
-    void* out; // [B, Tq, D]
-    int32_t batch, seq, tq, dim;
+    const void* x; // [R, D]
+    const int64_t* index; // [rows]: any shape, flattened
+    void* out; // [rows, D]
+    int64_t rows;
+    int32_t dim;
     Dtype dtype;
 };
 
 struct ScatterAddParams
 {
-    const void* x; // [B, T, D]
-    const void* y; // [B, Tq, D]
-    const int64_t* index; // [B, Tq]
-    void* out; // [B, T, D]
-    int32_t batch, seq, tq, dim;
+    const void* x; // [xRows, D]
+    const void* y; // [rows, D]: one row per entry of index
+    const int64_t* index; // [rows]: a row of x, or -1 (skipped); the entries >= 0 are distinct
+    void* out; // [xRows, D]: x with y added at the indexed rows
+    int64_t xRows, rows;
+    int32_t dim;
     Dtype dtype;
 };
 

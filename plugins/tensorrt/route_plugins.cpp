@@ -1,5 +1,5 @@
 // TensorRT IPluginV3 plugins for the routing ops, one generic plugin class over the op kinds.
-// Names, version, namespace and field names equal irexport/ops/spec.py (checked by a test).
+// Names, versions, namespace and field names equal irexport/ops/spec.py (checked by a test).
 // Loading: this library exports getCreators and setLoggerFinder, for IPluginRegistry::loadLibrary
 // (irexport, the C++ runtime, trtexec --dynamicPlugins), and irexportPluginTensorRTMajor, the TensorRT
 // major of the headers it was compiled with: ILogger / ILoggerFinder changed layout between TensorRT 10
@@ -8,6 +8,7 @@
 // libirexport_plugins_register.so instead (register_on_load.cpp).
 #include <NvInferRuntime.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <exception>
@@ -24,27 +25,28 @@ namespace irexport::trt {
 namespace {
 
 constexpr char const* kNamespace = "irexport";
-constexpr char const* kVersion = "1";
 
-enum class Op : int32_t { kArgmax, kThreshold, kTopK, kIndex, kGather, kScatterAdd, kCount };
+enum class Op : int32_t { kArgmax, kThreshold, kTopK, kIndex, kSeqIndex, kGather, kScatterAdd, kCount };
 
 struct OpInfo
 {
     char const* name;
+    char const* version; // the op's version in spec.py: a node's plugin_version
     int32_t nbInputs;
-    int32_t nbOutputs; // RouteIndex: the index, and Tq (0-d int32) as the size tensor of its data-dependent dimension
+    int32_t nbOutputs; // RouteIndex / RouteSeqIndex: the index, and its size (0-d int32): the size tensor of its dimension
     char const* field; // the op's one float attribute, or nullptr
     float low, high; // accepted field range (low exclusive for capacity)
     bool lowExclusive;
 };
 
 constexpr std::array<OpInfo, size_t(Op::kCount)> kOps{{
-    {"RouteArgmax", 1, 1, nullptr, 0.f, 0.f, false},
-    {"RouteThreshold", 1, 1, "threshold", 0.f, 1.f, false},
-    {"RouteTopK", 2, 1, "capacity", 0.f, 1.f, true},
-    {"RouteIndex", 1, 2, nullptr, 0.f, 0.f, false},
-    {"RouteGather", 2, 1, nullptr, 0.f, 0.f, false},
-    {"RouteScatterAdd", 3, 1, nullptr, 0.f, 0.f, false},
+    {"RouteArgmax", "1", 1, 1, nullptr, 0.f, 0.f, false},
+    {"RouteThreshold", "1", 1, 1, "threshold", 0.f, 1.f, false},
+    {"RouteTopK", "1", 2, 1, "capacity", 0.f, 1.f, true},
+    {"RouteIndex", "2", 1, 2, nullptr, 0.f, 0.f, false},
+    {"RouteSeqIndex", "1", 1, 2, nullptr, 0.f, 0.f, false},
+    {"RouteGather", "2", 2, 1, nullptr, 0.f, 0.f, false},
+    {"RouteScatterAdd", "2", 3, 1, nullptr, 0.f, 0.f, false},
 }};
 
 ILoggerFinder* gLoggerFinder{nullptr};
@@ -59,6 +61,14 @@ void logError(std::string const& message) noexcept
 bool isFloat(DataType t) { return t == DataType::kFLOAT || t == DataType::kHALF || t == DataType::kBF16; }
 
 Dtype toDtype(DataType t) { return static_cast<Dtype>(static_cast<int32_t>(t)); } // same numbering
+
+int64_t volume(Dims const& d)
+{
+    int64_t v = 1;
+    for (int32_t k = 0; k < d.nbDims; ++k)
+        v *= d.d[k];
+    return v;
+}
 
 class RoutePlugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3OneBuild, public IPluginV3OneRuntime
 {
@@ -102,7 +112,7 @@ public:
 
     // IPluginV3OneCore
     char const* getPluginName() const noexcept override { return info().name; }
-    char const* getPluginVersion() const noexcept override { return kVersion; }
+    char const* getPluginVersion() const noexcept override { return info().version; }
     char const* getPluginNamespace() const noexcept override { return kNamespace; }
 
     // IPluginV3OneBuild
@@ -118,6 +128,7 @@ public:
         case Op::kThreshold:
         case Op::kTopK: outputTypes[0] = DataType::kFLOAT; break;
         case Op::kIndex:
+        case Op::kSeqIndex:
             outputTypes[0] = DataType::kINT64;
             outputTypes[1] = DataType::kINT32; // a size tensor: int32, as the 11.1 headers ask (sampleNonZeroPlugin: int32 up to 10.14)
             break;
@@ -142,24 +153,38 @@ public:
             outputs[0].d[0] = inputs[0].d[0];
             outputs[0].d[1] = inputs[0].d[1];
             return 0;
-        case Op::kIndex: // [B, T] -> [B, Tq], Tq data-dependent in [0, T]; output 1 is the 0-d size tensor Tq
+        case Op::kIndex: // [B, T] -> [N], N data-dependent in [0, B*T]; output 1 is the 0-d size tensor N
         {
-            auto const* upper = inputs[0].d[1];
+            auto const* upper = exprBuilder.operation(DimensionOperation::kPROD, *inputs[0].d[0], *inputs[0].d[1]);
             auto const* opt = exprBuilder.operation(DimensionOperation::kCEIL_DIV, *upper, *exprBuilder.constant(2));
-            auto const* tq = exprBuilder.declareSizeTensor(1, *opt, *upper);
-            outputs[0].nbDims = 2;
-            outputs[0].d[0] = inputs[0].d[0];
-            outputs[0].d[1] = tq;
+            outputs[0].nbDims = 1;
+            outputs[0].d[0] = exprBuilder.declareSizeTensor(1, *opt, *upper);
             outputs[1].nbDims = 0;
             return 0;
         }
-        case Op::kGather: // x [B, T, D], index [B, Tq] -> [B, Tq, D]
-            outputs[0].nbDims = 3;
-            outputs[0].d[0] = inputs[1].d[0];
-            outputs[0].d[1] = inputs[1].d[1];
-            outputs[0].d[2] = inputs[0].d[2];
+        case Op::kSeqIndex: // [B, T] -> [B, Tq], Tq data-dependent in [0, T]; output 1 is the 0-d size tensor Tq
+        {
+            auto const* upper = inputs[0].d[1];
+            auto const* opt = exprBuilder.operation(DimensionOperation::kCEIL_DIV, *upper, *exprBuilder.constant(2));
+            outputs[0].nbDims = 2;
+            outputs[0].d[0] = inputs[0].d[0];
+            outputs[0].d[1] = exprBuilder.declareSizeTensor(1, *opt, *upper);
+            outputs[1].nbDims = 0;
             return 0;
-        case Op::kScatterAdd: outputs[0] = inputs[0]; return 0;
+        }
+        case Op::kGather: // x [..., D], index [*I] -> [*I, D]
+            if (inputs[0].nbDims < 1 || inputs[1].nbDims >= Dims::MAX_DIMS)
+                return -1;
+            outputs[0].nbDims = inputs[1].nbDims + 1;
+            for (int32_t k = 0; k < inputs[1].nbDims; ++k)
+                outputs[0].d[k] = inputs[1].d[k];
+            outputs[0].d[inputs[1].nbDims] = inputs[0].d[inputs[0].nbDims - 1];
+            return 0;
+        case Op::kScatterAdd: // x [..., D], y [*I, D], index [*I] -> x's shape
+            if (inputs[0].nbDims < 1 || inputs[1].nbDims != inputs[2].nbDims + 1)
+                return -1;
+            outputs[0] = inputs[0];
+            return 0;
         default: return -1;
         }
     }
@@ -178,7 +203,8 @@ public:
         case Op::kArgmax:
         case Op::kThreshold: return pos == 0 ? isFloat(d.type) : d.type == DataType::kFLOAT;
         case Op::kTopK: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kINT32 : d.type == DataType::kFLOAT;
-        case Op::kIndex: return pos == 1 ? d.type == DataType::kINT64 : d.type == DataType::kINT32;
+        case Op::kIndex:
+        case Op::kSeqIndex: return pos == 1 ? d.type == DataType::kINT64 : d.type == DataType::kINT32;
         case Op::kGather: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kINT64 : d.type == first;
         case Op::kScatterAdd: return pos == 0 ? isFloat(d.type) : pos == 2 ? d.type == DataType::kINT64 : d.type == first;
         default: return false;
@@ -194,9 +220,11 @@ public:
     size_t getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t /*nbInputs*/, DynamicPluginTensorDesc const* /*outputs*/,
         int32_t /*nbOutputs*/) const noexcept override
     {
-        if (mOp != Op::kIndex)
-            return 0;
-        return cuda::indexWorkspaceSize(static_cast<int32_t>(inputs[0].max.d[0]), static_cast<int32_t>(inputs[0].max.d[1]));
+        auto const batch = static_cast<int32_t>(inputs[0].max.d[0]);
+        auto const seq = static_cast<int32_t>(inputs[0].max.d[1]);
+        if (mOp == Op::kIndex)
+            return cuda::indexWorkspaceSize(batch, seq);
+        return mOp == Op::kSeqIndex ? cuda::seqIndexWorkspaceSize(batch, seq) : 0;
     }
 
     // IPluginV3OneRuntime
@@ -211,6 +239,7 @@ public:
         Dims const& d0 = inputDesc[0].dims;
         auto const batch = static_cast<int32_t>(d0.d[0]);
         auto const seq = static_cast<int32_t>(d0.d[1]);
+        auto const dim = static_cast<int32_t>(d0.d[d0.nbDims - 1]); // RouteGather / RouteScatterAdd: x's rows are [R, D]
         cudaError_t err = cudaErrorInvalidValue;
         switch (mOp)
         {
@@ -225,18 +254,21 @@ public:
             break;
         }
         case Op::kIndex:
-            err = cuda::index(IndexParams{static_cast<int32_t const*>(inputs[0]), static_cast<int64_t*>(outputs[0]),
-                                  static_cast<int32_t*>(outputs[1]), static_cast<int32_t*>(workspace), batch, seq},
-                stream);
+        case Op::kSeqIndex:
+        {
+            IndexParams p{static_cast<int32_t const*>(inputs[0]), static_cast<int64_t*>(outputs[0]),
+                static_cast<int32_t*>(outputs[1]), static_cast<int32_t*>(workspace), batch, seq};
+            err = mOp == Op::kIndex ? cuda::index(p, stream) : cuda::seqIndex(p, stream);
             break;
+        }
         case Op::kGather:
-            err = cuda::gather(GatherParams{inputs[0], static_cast<int64_t const*>(inputs[1]), outputs[0], batch, seq,
-                                   static_cast<int32_t>(inputDesc[1].dims.d[1]), static_cast<int32_t>(d0.d[2]), toDtype(inputDesc[0].type)},
+            err = cuda::gather(GatherParams{inputs[0], static_cast<int64_t const*>(inputs[1]), outputs[0], volume(inputDesc[1].dims),
+                                   dim, toDtype(inputDesc[0].type)},
                 stream);
             break;
         case Op::kScatterAdd:
             err = cuda::scatterAdd(ScatterAddParams{inputs[0], inputs[1], static_cast<int64_t const*>(inputs[2]), outputs[0],
-                                       batch, seq, static_cast<int32_t>(inputDesc[2].dims.d[1]), static_cast<int32_t>(d0.d[2]),
+                                       volume(d0) / std::max<int64_t>(dim, 1), volume(inputDesc[2].dims), dim,
                                        toDtype(inputDesc[0].type)},
                 stream);
             break;
@@ -307,7 +339,7 @@ public:
 
     PluginFieldCollection const* getFieldNames() noexcept override { return &mFieldCollection; }
     char const* getPluginName() const noexcept override { return kOps[size_t(mOp)].name; }
-    char const* getPluginVersion() const noexcept override { return kVersion; }
+    char const* getPluginVersion() const noexcept override { return kOps[size_t(mOp)].version; }
     char const* getPluginNamespace() const noexcept override { return kNamespace; }
 
 private:
@@ -324,8 +356,9 @@ private:
 
 std::array<IPluginCreatorInterface*, size_t(Op::kCount)>& creators()
 {
-    static RouteCreator c0{Op::kArgmax}, c1{Op::kThreshold}, c2{Op::kTopK}, c3{Op::kIndex}, c4{Op::kGather}, c5{Op::kScatterAdd};
-    static std::array<IPluginCreatorInterface*, size_t(Op::kCount)> all{&c0, &c1, &c2, &c3, &c4, &c5};
+    static RouteCreator c0{Op::kArgmax}, c1{Op::kThreshold}, c2{Op::kTopK}, c3{Op::kIndex}, c4{Op::kSeqIndex}, c5{Op::kGather},
+        c6{Op::kScatterAdd};
+    static std::array<IPluginCreatorInterface*, size_t(Op::kCount)> all{&c0, &c1, &c2, &c3, &c4, &c5, &c6};
     return all;
 }
 
