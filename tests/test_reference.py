@@ -180,7 +180,59 @@ def test_router_calibration_is_one_forward_and_equals_unit_by_unit(name):
                     hook = router.register_forward_pre_hook(lambda mod, args: seen.append(args[0].float()))
                     reference(ids)
                     hook.remove()
-                    _centre(router, rc, seen[0])
+                    _centre(router, rc, seen[0], 0.5)
     for (key, a), b in zip(one.routing.state_dict().items(), reference.routing.state_dict().values()):
         assert torch.equal(a, b), key
     assert 0.2 < one(ids).execute.float().mean() < 0.8  # mixed decisions, what calibration is for
+
+
+@pytest.mark.parametrize("name", ["informed", "skipgpt", "router_tuning"])
+@pytest.mark.parametrize("fraction", [0.25, 0.75])
+def test_routers_calibrate_to_a_fraction(name, fraction):
+    """The benchmarks calibrate routers to execute a given fraction of the calibration tokens."""
+    from irexport.models.random_init import calibrate, calibration_ids
+
+    model = tiny(name, calibrate_routers=False)
+    ids = calibration_ids(model.config.vocab_size, seed=0, seq=64)
+    calibrate(model, ids, fraction)
+    with torch.no_grad():
+        executed = model(ids).execute.float().mean().item()
+    assert abs(executed - fraction) < 0.1, executed
+
+
+@torch.no_grad()
+def test_flops_of_a_decode_step_are_the_next_token_of_a_prefill():
+    """Dense FLOPs are counted per token, the attention core over the cache: a decode step over P cached
+    tokens costs what the (P+1)-th token adds to a prefill."""
+    from irexport.models.stats import flops
+
+    model = tiny("informed")
+    ids = random_ids(1, 12)
+    longer, shorter = model(ids), model(ids[:, :-1])
+    step = model(ids[:, -1:], past_key_values=shorter.past_key_values)
+    got = flops(model, step, past_tokens=torch.tensor([11]))["dense_flops"]
+    assert got == flops(model, longer)["dense_flops"] - flops(model, shorter)["dense_flops"]
+
+
+@torch.no_grad()
+def test_decode_bytes_count_the_weights_and_cache_a_step_reads():
+    from irexport.models.stats import decode_bytes
+
+    model = tiny("informed")
+    ids = random_ids(3, 9)
+    prefill = model(ids[:, :-1])
+    nbytes = lambda modules: sum(p.numel() * p.element_size() for m in modules for p in m.parameters())  # noqa: E731
+    layers = model.base.model.layers
+    routed = [(i, u) for i in range(len(layers)) for u in model.routing.layers[i]]
+    assert len(routed) == 2 * len(layers)  # every unit routed, so forcing decisions decides every unit
+    routers = nbytes(model.routing.layers[i][u].router for i, u in routed)
+    lffs = nbytes(model.routing.layers[i][u].lff for i, u in routed)
+    cache = 3 * len(layers) * 2 * model.config.num_key_value_heads * 16 * 4 * 9  # B x layers x K,V x heads x hd x fp32 x slots
+    L = len(layers)
+    every = model(ids[:, -1:], past_key_values=prefill.past_key_values, force_execute=torch.ones(L, 2, 3, 1, dtype=torch.bool))
+    got = decode_bytes(model, every, past_tokens=8)
+    assert got["routed_bytes"] - got["dense_bytes"] == routers  # routing only adds its routers
+    none = model(ids[:, -1:], past_key_values=prefill.past_key_values, force_execute=torch.zeros(L, 2, 3, 1, dtype=torch.bool))
+    got = decode_bytes(model, none, past_tokens=8)
+    units = nbytes([*(m.self_attn.q_proj for m in layers), *(m.self_attn.o_proj for m in layers), *(m.mlp for m in layers)])
+    assert got["dense_bytes"] - got["routed_bytes"] == units + cache - routers - lffs

@@ -2,7 +2,8 @@
 
 Random router weights would route (nearly) every token the same way, so each routed unit is
 calibrated on a fixed sample, layer by layer in forward order: its decision boundary is moved to the
-median of the sample's scores, so about half of the tokens execute and decisions are mixed.
+median of the sample's scores, so about half of the tokens execute and decisions are mixed (the
+benchmarks calibrate to other fractions).
 """
 
 from __future__ import annotations
@@ -85,13 +86,15 @@ def calibration_ids(vocab_size: int, seed: int, batch: int = 4, seq: int = 32) -
 
 
 @torch.no_grad()
-def calibrate(model: RoutedCausalLM, input_ids: torch.Tensor) -> None:
-    """Centre every routed unit's decision boundary on the median score of ``input_ids``, in one forward:
-    each router is centred on its input just before it runs, so the units after it see the calibrated
-    decisions (a forward per unit gives the same result at a cost quadratic in depth)."""
+def calibrate(model: RoutedCausalLM, input_ids: torch.Tensor, fraction: float = 0.5) -> None:
+    """Move every routed unit's decision boundary so that ``fraction`` of the tokens of ``input_ids``
+    execute (the median for 0.5), in one forward: each router is calibrated on its input just before it
+    runs, so the units after it see the calibrated decisions (a forward per unit gives the same result at
+    a cost quadratic in depth). Mixture-of-Depths prefill executes its capacity; this sets its decode rule."""
     rc = model.routing_config
     routers = [model.routing.layers[i][u].router for i in range(rc.num_layers) for u in UNITS if rc.is_routed(i, u)]
-    hooks = [r.register_forward_pre_hook(lambda mod, args: _centre(mod, rc, args[0].float())) for r in routers]
+    hooks = [r.register_forward_pre_hook(lambda mod, args: _centre(mod, rc, args[0].float(), fraction))
+             for r in routers]
     try:
         model(input_ids)
     finally:
@@ -99,15 +102,15 @@ def calibrate(model: RoutedCausalLM, input_ids: torch.Tensor) -> None:
             hook.remove()
 
 
-def _midpoint(scores: torch.Tensor) -> torch.Tensor:
-    """A boundary halfway between two neighbouring distinct scores near the median. Not the median
-    itself: tokens that repeat a sample token's state (same id, no attention yet) would tie on it."""
+def _midpoint(scores: torch.Tensor, fraction: float = 0.5) -> torch.Tensor:
+    """A boundary halfway between two neighbouring distinct scores, with ``fraction`` of them above it.
+    Not a score itself: tokens that repeat a sample token's state (same id, no attention yet) would tie on it."""
     u = scores.unique()  # sorted
-    k = max(1, len(u) // 2)
-    return (u[k - 1] + u[min(k, len(u) - 1)]) / 2
+    k = min(max(1, int(len(u) * (1 - fraction))), len(u) - 1) if len(u) > 1 else 0
+    return (u[max(k - 1, 0)] + u[k]) / 2
 
 
-def _centre(router, rc: RoutingConfig, x: torch.Tensor) -> None:
+def _centre(router, rc: RoutingConfig, x: torch.Tensor, fraction: float) -> None:
     """x: the router's inputs on the sample, [B, T, d]."""
     if rc.family in ("informed", "skipgpt"):
         h = x.flatten(0, 1)
@@ -117,7 +120,7 @@ def _centre(router, rc: RoutingConfig, x: torch.Tensor) -> None:
             router.hidden_layer.bias -= router.hidden_layer(h).quantile(0.1, dim=0)
         hidden = torch.relu(router.hidden_layer(h)) if router.hidden_layer is not None else h
         logits = router.weight_predictor(hidden)
-        m = _midpoint(logits[:, 0] - logits[:, 1])
+        m = _midpoint(logits[:, 0] - logits[:, 1], fraction)
         router.weight_predictor.bias += torch.stack([-m / 2, m / 2])
         return
     # Linear routers: the inputs share a large mean direction that pushes every token the same way;
@@ -129,11 +132,12 @@ def _centre(router, rc: RoutingConfig, x: torch.Tensor) -> None:
     w -= (w @ mu) / (mu @ mu).clamp(min=1e-12) * mu
     w *= (0.5 if rc.family == "mod" else 2.0) / (samples @ w).std().clamp(min=1e-6)
     if rc.family == "mod":
-        router.proj.bias.fill_(MOD_BIAS)  # r = 1 +- 0.5: the gate stays positive, decode decisions mixed
+        # r = 1 +- 0.5: the gate stays positive; decode executes where r >= MOD_BIAS (sigmoid vs decode_threshold)
+        router.proj.bias.fill_(MOD_BIAS if fraction == 0.5 else MOD_BIAS - _midpoint(samples @ w, fraction))
         return
     # router-tuning has no bias: move the boundary w.x = logit(threshold) onto the median along the mean
     target = math.log(rc.threshold / (1 - rc.threshold)) if 0 < rc.threshold < 1 else 0.0
-    shift = _midpoint(samples @ w) - target
+    shift = _midpoint(samples @ w, fraction) - target
     w -= shift * mu / (mu @ mu).clamp(min=1e-12)
 
 

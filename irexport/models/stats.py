@@ -1,4 +1,6 @@
-"""Routing statistics of a forward: executed fraction per layer and unit, and FLOPs against dense.
+"""Routing statistics of a forward: executed fraction per layer and unit, and what routing saves
+against dense: FLOPs (the ideal where compute bounds the work: prefill, large batches) and bytes read
+(the ideal where memory bounds it: decode at batch 1).
 
 FLOPs count 2 per multiply-add of the matrix products (projections, attention scores and values,
 MLP, router, LFF, LM head); norms, rotary and softmax are left out, as is usual. The routed count
@@ -30,8 +32,9 @@ def _lff_flops(unit_routing) -> int:
     return 0 if lff is None else 2 * sum(m.in_features * m.out_features for m in (lff.linear1, lff.linear2))
 
 
-def flops(model: RoutedCausalLM, out: RoutedOutput) -> dict:
-    """Dense and routed FLOPs of the forward (without a cache) that produced ``out``."""
+def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | None = None) -> dict:
+    """Dense and routed FLOPs of the forward that produced ``out``; ``past_tokens`` [B]: the valid
+    tokens of the cache it extended (none: a prefill)."""
     cfg = model.config
     d, inter = cfg.hidden_size, cfg.intermediate_size
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
@@ -40,6 +43,8 @@ def flops(model: RoutedCausalLM, out: RoutedOutput) -> dict:
     n_tokens = int(valid.sum())
     # keys each query attends to: the valid keys up to its own slot (ignoring sliding windows)
     context = valid.long().cumsum(1) * valid
+    if past_tokens is not None:
+        context = context + past_tokens[:, None] * valid
     q_path_token = 2 * (d * heads * hd * 2)  # Q and O projections
     kv_flops = 2 * d * kv_heads * hd * 2 * n_tokens
     mlp_token = 2 * 3 * d * inter
@@ -71,6 +76,40 @@ def flops(model: RoutedCausalLM, out: RoutedOutput) -> dict:
         "saved_fraction": 1 - routed / dense if dense else 0.0,
         "ideal_speedup": dense / routed if routed else float("inf"),
     }
+
+
+def _bytes(module: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+def decode_bytes(model: RoutedCausalLM, out: RoutedOutput, past_tokens: int) -> dict:
+    """Bytes a decode step (one token per sequence) reads, dense and routed: every weight it uses once (the
+    embedding rows, not the table) and, per sequence, the cache its attention core reads. A unit's weights
+    are read when any sequence executes it; a sequence that skips attention reads no cache; routers are
+    read, and LFFs when some sequence is approximated. Writing the new K/V is left out: dense and routed
+    both write it. This is the ideal where reading memory bounds the step (small batches)."""
+    cfg = model.config
+    inner = model.base.model
+    execute = out.execute[:, :, :, 0]  # [L, 2, B]
+    batch = execute.shape[-1]
+    kv_token = 2 * cfg.num_key_value_heads * head_dim(cfg) * next(model.parameters()).element_size()
+    embed = batch * cfg.hidden_size * inner.embed_tokens.weight.element_size()
+    dense = routed = _bytes(model.base.lm_head) + _bytes(inner.norm) + embed
+    for i, layer in enumerate(inner.layers[: cfg.num_hidden_layers]):
+        attn = layer.self_attn
+        kv = _bytes(attn.k_proj) + _bytes(attn.v_proj) + _bytes(layer.input_layernorm) + _bytes(layer.post_attention_layernorm)
+        kv += sum(_bytes(getattr(attn, n)) for n in ("q_norm", "k_norm") if hasattr(attn, n))
+        weights = {"attention": _bytes(attn.q_proj) + _bytes(attn.o_proj), "mlp": _bytes(layer.mlp)}
+        cache = kv_token * (past_tokens + 1)  # per sequence whose query runs
+        dense += kv + sum(weights.values()) + batch * cache
+        routed += kv
+        for u, unit in enumerate(UNITS):
+            runs = int(execute[i, u].sum())
+            routed += (weights[unit] if runs else 0) + (runs * cache if unit == "attention" else 0)
+            routing = model.routing.layers[i][unit] if unit in model.routing.layers[i] else None
+            if routing is not None:
+                routed += _bytes(routing.router) + (0 if runs == batch or routing.lff is None else _bytes(routing.lff))
+    return {"dense_bytes": dense, "routed_bytes": routed, "ideal_speedup": dense / routed}
 
 
 def summary(model: RoutedCausalLM, out: RoutedOutput) -> dict:
