@@ -123,3 +123,27 @@ def test_decision_bodies_match_the_torch_ops():
     for capacity in (0.25, 0.5, 1.0):
         assert torch.equal(_run_body("RouteTopK", [one, valid], capacity=capacity)[0],
                            torch_ops.route_topk(one, valid, capacity))
+
+
+# inputs that set an output's shape, by op; a body may feed them only values known from shapes and constants
+SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "Range": (0, 1, 2), "ConstantOfShape": (0,), "Slice": (1, 2, 3, 4),
+                "TopK": (1,), "Tile": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,), "CumSum": (1,)}
+SHAPE_ARITHMETIC = {"Squeeze", "Unsqueeze", "Concat", "Gather", "Add", "Sub", "Mul", "Max", "Min", "Cast"}
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_function_bodies_take_sizes_from_shapes_only(name):
+    """TensorRT builds a body without the plugin only if no value computed from data sets a shape: data-
+    dependent sizes must come from NonZero (INonZeroLayer), whose output's Shape is a size like any other."""
+    fn = function_proto(OPS[name], 18)
+    safe = set()
+    for node in fn.node:
+        if node.op_type in ("Constant", "Shape"):
+            safe.update(node.output)
+        elif node.op_type == "CastLike" and node.input[0] in safe:  # the second input gives only the type
+            safe.update(node.output)
+        elif node.op_type in SHAPE_ARITHMETIC and all(i in safe for i in node.input if i):
+            safe.update(node.output)
+        for position in SHAPE_INPUTS.get(node.op_type, ()):
+            if position < len(node.input) and node.input[position]:
+                assert node.input[position] in safe, f"{name}: {node.op_type} takes a size computed from data"

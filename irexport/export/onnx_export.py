@@ -2,8 +2,8 @@
 graphs, their one ``weights.data``, and ``manifest.json``.
 
 Strategies (how routed units are lowered):
-  compact  only the executed tokens go through the unit's matrix products (RouteIndex, RouteGather,
-           RouteScatterAdd; data-dependent shapes)
+  compact  only the executed tokens of the whole batch go through the unit's matrix products (RouteIndex,
+           RouteSeqIndex for the attention core, RouteGather, RouteScatterAdd; data-dependent shapes)
   masked   every unit runs for every token and the result is selected (the research semantics)
 Both keep the decision ops (RouteArgmax / RouteThreshold / RouteTopK) as custom nodes.
 """

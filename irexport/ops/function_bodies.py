@@ -92,7 +92,8 @@ def RouteScatterAdd(x, y, index):
     dest = op.Reshape(op.Where(index >= 0, index, op.Squeeze(r)), [-1])
     summed = op.Gather(padded, dest, axis=0) + op.Reshape(op.CastLike(y, x), row_shape)
     written = op.ScatterND(padded, op.Unsqueeze(dest, [-1]), summed)
-    out = op.Reshape(op.Slice(written, [0], r, [0]), op.Shape(x))
+    first = op.Constant(value_ints=[0])  # a plain constant: TensorRT's parser wants Slice's axes as weights
+    out = op.Reshape(op.Slice(written, first, r, first), op.Shape(x))
     return out
 
 
