@@ -1,0 +1,262 @@
+"""ONNX Runtime CPU: dense vs masked vs compact routed graphs in every regime, next to the physical ideal.
+
+Regimes: prefill at batch 1 (512 and 2048 tokens) and batch 8 with ragged lengths (left padding), and
+one decode step at batch 1 / 8 / 32 / 64 over a cache of 512 and 2048 tokens. Families: informed
+routing and Mixture-of-Depths, each calibrated to execute 0.25 / 0.5 / 0.75 of the tokens (MoD prefill
+executes its capacity exactly; other decisions depend on the tokens, so every row reports the fraction
+the compact graph actually executed, from its own `decisions` output).
+
+Every row carries the ideals of its regime, computed from those decisions: the FLOP ratio dense / routed
+(routers and LFF included, K/V for every token), and for decode the ratio of bytes read (a unit's weights
+when any sequence executes it, the cache of each sequence whose attention runs), the ideal where reading
+memory bounds the step. The targets are the issue's: prefill against FLOPs, batch-1 decode against bytes,
+decode at batch >= 32 against FLOPs. The variants run
+interleaved within each repeat (in an order rotated every repeat), on one model's weights; a speedup is the median
+over repeats of dense time / routed time. Sessions do not spin (session.intra_op.allow_spinning=0).
+
+    python benchmarks/onnxrt_routing.py                                   # the recorded run (~30 min, 2 cores)
+    python benchmarks/onnxrt_routing.py --hidden 256 --layers 2 --prefill 1x128 --decode 1x64,8x64 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from irexport.export.graphs import past_names
+from irexport.export.onnx_export import export_graph
+from irexport.models.random_init import calibrate, make_random_model
+from irexport.models.stats import decode_bytes, flops
+
+RESULTS = Path(__file__).with_name("results")
+VARIANTS = ("dense", "masked", "compact")
+
+
+def build(args, family, fraction, units=("attention", "mlp")):
+    model = make_random_model(family, "llama", seed=0, units=units, vocab_size=args.vocab, calibrate_routers=False,
+                              hidden_size=args.hidden, intermediate_size=args.intermediate,
+                              num_hidden_layers=args.layers, num_attention_heads=args.heads,
+                              num_key_value_heads=args.kv_heads, **({"capacity": fraction} if family == "mod" else {}))
+    if units:
+        sample = torch.randint(0, args.vocab, (4, 256), generator=torch.Generator().manual_seed(1))
+        calibrate(model, sample, fraction)
+    return model
+
+
+def session(model, graph, strategy, workdir: Path, name: str):
+    proto, *_ = export_graph(model, graph, strategy, torch.float32)
+    path = workdir / f"{name}.onnx"
+    onnx.save_model(proto, str(path), save_as_external_data=True, location=f"{name}.onnx.data")
+    del proto
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = os.cpu_count()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle sessions must not steal cores
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def regimes(args):
+    rng = np.random.default_rng(0)
+    cfg = SimpleNamespace(kv=args.kv_heads, hd=args.hidden // args.heads, layers=args.layers)
+    out = []
+    for spec in filter(None, args.prefill.split(",")):
+        batch, tokens = (int(v) for v in spec.split("x"))
+        ids = rng.integers(0, args.vocab, (batch, tokens), dtype=np.int64)
+        mask = np.ones_like(ids)
+        ragged = batch > 1
+        if ragged:  # lengths from a quarter of the window to all of it, left padded
+            for b, n in enumerate(rng.integers(tokens // 4, tokens + 1, batch)):
+                mask[b, : tokens - n] = 0
+        out.append({"name": f"prefill b{batch} {tokens}" + (" ragged" if ragged else ""), "graph": "prefill",
+                    "batch": batch, "tokens": tokens, "past": 0, "feed": {"input_ids": ids, "attention_mask": mask}})
+    for spec in filter(None, args.decode.split(",")):
+        batch, past = (int(v) for v in spec.split("x"))
+        feed = {"input_ids": rng.integers(0, args.vocab, (batch, 1), dtype=np.int64),
+                "attention_mask": np.ones((batch, past + 1), dtype=np.int64)}
+        for name in past_names(cfg.layers):  # a cache of the scale real keys and values have after RMSNorm'd inputs
+            feed[name] = rng.standard_normal((batch, cfg.kv, past, cfg.hd), dtype=np.float32)
+        out.append({"name": f"decode b{batch} past {past}", "graph": "decode", "batch": batch, "tokens": 1,
+                    "past": past, "feed": feed})
+    return out
+
+
+def time_interleaved(sessions, feed, repeats):
+    """Per repeat, each variant once, in an order rotated every repeat; returns {variant: [seconds per repeat]}."""
+    for sess in sessions.values():
+        sess.run(["logits"], feed)  # warm-up
+    times = {v: [] for v in sessions}
+    order = list(sessions.items())
+    for r in range(repeats):
+        for v, sess in order[r % len(order):] + order[: r % len(order)]:
+            start = time.perf_counter()
+            sess.run(["logits"], feed)
+            times[v].append(time.perf_counter() - start)
+    return times
+
+
+def ideals(model, regime, decisions):
+    """The regime's ideal speedups. Both sides are counted on the rows the graphs run, padding included
+    (ragged batches): dense runs every unit on every row; routed runs what routing does not remove (K/V,
+    routers, LFF, LM head) on every row and the routed units on the tokens that execute, one by one."""
+    mask = torch.from_numpy(regime["feed"]["attention_mask"]).bool()
+    valid = mask[:, regime["past"]:]
+    execute = torch.from_numpy(decisions).bool() & valid
+    out = SimpleNamespace(execute=execute, valid=torch.ones_like(valid))
+    routed_units = torch.tensor([[u in model.routing.layers[i] for u in ("attention", "mlp")]
+                                 for i in range(model.config.num_hidden_layers)])
+    executed = execute[routed_units].sum().item() / max(1, valid.sum().item() * routed_units.sum().item())
+    past = mask[:, : regime["past"]].sum(1) if regime["past"] else None
+    result = {"executed_fraction": executed, "ideal_flops": flops(model, out, past)["ideal_speedup"]}
+    if regime["graph"] == "decode":
+        result["ideal_bytes"] = decode_bytes(model, out, regime["past"])["ideal_speedup"]
+    return result
+
+
+def target(regime):
+    """The issue's targets: (the ideal the row is held to, the fraction of it to reach)."""
+    if regime["graph"] == "prefill":
+        return "ideal_flops", 0.9
+    if regime["batch"] == 1:
+        return "ideal_bytes", 0.9
+    return ("ideal_flops", 0.8) if regime["batch"] >= 32 else (None, None)
+
+
+def measure_group(args, family, fraction, dense, all_regimes, workdir):
+    model = build(args, family, fraction)
+    sessions = {(g, s): session(model, g, s, workdir, f"{family}-{fraction}-{g}-{s}")
+                for g in ("prefill", "decode") for s in ("masked", "compact")}
+    print(f"exported {family} at {fraction}", flush=True)
+    rows = []
+    for regime in all_regimes:
+        g = regime["graph"]
+        trio = {"dense": dense[g], "masked": sessions[(g, "masked")], "compact": sessions[(g, "compact")]}
+        times = time_interleaved(trio, regime["feed"], args.repeats)
+        decisions = sessions[(g, "compact")].run(["decisions"], regime["feed"])[0]
+        ms = {v: statistics.median(t) * 1e3 for v, t in times.items()}
+        speed = {v: statistics.median(d / r for d, r in zip(times["dense"], times[v])) for v in ("masked", "compact")}
+        row = {"regime": regime["name"], "graph": g, "batch": regime["batch"], "tokens": regime["tokens"],
+               "past": regime["past"], "family": family, "calibrated_fraction": fraction,
+               **ideals(model, regime, decisions), **{f"{v}_ms": ms[v] for v in VARIANTS},
+               "masked_speedup": speed["masked"], "compact_speedup": speed["compact"]}
+        ideal, share = target(regime)
+        if ideal:
+            row["compact_of_ideal"] = row["compact_speedup"] / row[ideal]
+        row["meets_target"] = row["compact_speedup"] >= 1.0 and (not ideal or row["compact_of_ideal"] >= share)
+        rows.append(row)
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    del sessions
+    gc.collect()
+    return rows
+
+
+def plot(result, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["regime"] for r in result["rows"]))
+    cols = 4
+    fig, axes = plt.subplots((len(names) + cols - 1) // cols, cols, figsize=(4 * cols, 3.2 * ((len(names) + cols - 1) // cols)),
+                             squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        for family, marker in (("informed", "o"), ("mod", "s")):
+            rows = sorted((r for r in result["rows"] if r["regime"] == name and r["family"] == family),
+                          key=lambda r: r["executed_fraction"])
+            if not rows:
+                continue
+            x = [r["executed_fraction"] for r in rows]
+            ax.plot(x, [r["compact_speedup"] for r in rows], marker=marker, label=f"compact ({family})")
+            ax.plot(x, [r["masked_speedup"] for r in rows], marker=marker, linestyle=":", color="grey",
+                    label=f"masked ({family})")
+            ax.plot(x, [r["ideal_flops"] for r in rows], marker=marker, linestyle="--", color="black", alpha=0.6,
+                    label=f"FLOP ideal ({family})")
+            if "ideal_bytes" in rows[0]:
+                ax.plot(x, [r["ideal_bytes"] for r in rows], marker=marker, linestyle="-.", color="tab:green",
+                        alpha=0.7, label=f"bytes ideal ({family})")
+        ax.axhline(1.0, color="red", linewidth=0.8)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("executed fraction")
+        ax.set_ylabel("speed-up over dense")
+        ax.set_xlim(0, 1)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    handles, labels = next(ax for ax in axes.flat if ax.get_title().startswith("decode")).get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower right", fontsize=8)
+    m = result["machine"]
+    fig.suptitle(f"ONNX Runtime CPU, {m['cpu']} ({m['cores']} cores), {result['date']}: routed vs dense", fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hidden", type=int, default=1024)
+    p.add_argument("--intermediate", type=int, default=2816)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=16)
+    p.add_argument("--kv-heads", type=int, default=4)
+    p.add_argument("--vocab", type=int, default=4096)
+    p.add_argument("--prefill", default="1x512,1x2048,8x512", help="BATCHxTOKENS,... (batch > 1: ragged)")
+    p.add_argument("--decode", default="1x512,1x2048,8x512,8x2048,32x512,32x2048,64x512,64x2048", help="BATCHxPAST,...")
+    p.add_argument("--families", default="informed,mod")
+    p.add_argument("--fractions", default="0.25,0.5,0.75")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--output", type=Path, default=RESULTS / "onnxrt_routing.json")
+    args = p.parse_args()
+
+    all_regimes = regimes(args)
+    rows = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        dense_model = build(args, "informed", 0.5, units=())  # the same base weights, nothing routed
+        dense = {g: session(dense_model, g, "masked", workdir, f"dense-{g}") for g in ("prefill", "decode")}
+        for family in args.families.split(","):
+            for fraction in (float(f) for f in args.fractions.split(",")):
+                rows += measure_group(args, family, fraction, dense, all_regimes, workdir)
+    result = {
+        "benchmark": "onnxrt_routing", "date": datetime.date.today().isoformat(),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "onnxruntime": ort.__version__,
+                    "torch": torch.__version__},
+        "config": {k: v for k, v in vars(args).items() if k != "output"},
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+        "targets": "compact >= 1.0x dense in every row; prefill and batch-1 decode >= 0.9 of the ideal "
+                   "(bytes at batch-1 decode); decode at batch >= 32 >= 0.8 of the FLOP ideal",
+        "rows": rows,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    try:
+        plot(result, args.output.with_suffix(".png"))
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
