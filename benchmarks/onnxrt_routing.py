@@ -40,13 +40,14 @@ import torch
 from irexport.export.graphs import past_names
 from irexport.export.onnx_export import export_graph
 from irexport.models.random_init import calibrate, make_random_model
-from irexport.models.stats import decode_bytes, flops
+from irexport.models.config import UNITS
+from irexport.models.stats import decode_bytes, executed_fraction, flops
 
 RESULTS = Path(__file__).with_name("results")
 VARIANTS = ("dense", "masked", "compact")
 
 
-def build(args, family, fraction, units=("attention", "mlp")):
+def build(args, family, fraction, units=UNITS):
     model = make_random_model(family, "llama", seed=0, units=units, vocab_size=args.vocab, calibrate_routers=False,
                               hidden_size=args.hidden, intermediate_size=args.intermediate,
                               num_hidden_layers=args.layers, num_attention_heads=args.heads,
@@ -87,7 +88,7 @@ def regimes(args):
         batch, past = (int(v) for v in spec.split("x"))
         feed = {"input_ids": rng.integers(0, args.vocab, (batch, 1), dtype=np.int64),
                 "attention_mask": np.ones((batch, past + 1), dtype=np.int64)}
-        for name in past_names(cfg.layers):  # a cache of the scale real keys and values have after RMSNorm'd inputs
+        for name in past_names(cfg.layers):  # random cache values: a step's cost does not depend on them
             feed[name] = rng.standard_normal((batch, cfg.kv, past, cfg.hd), dtype=np.float32)
         out.append({"name": f"decode b{batch} past {past}", "graph": "decode", "batch": batch, "tokens": 1,
                     "past": past, "feed": feed})
@@ -116,9 +117,9 @@ def ideals(model, regime, decisions):
     valid = mask[:, regime["past"]:]
     execute = torch.from_numpy(decisions).bool() & valid
     out = SimpleNamespace(execute=execute, valid=torch.ones_like(valid))
-    routed_units = torch.tensor([[u in model.routing.layers[i] for u in ("attention", "mlp")]
+    routed_units = torch.tensor([[u in model.routing.layers[i] for u in UNITS]
                                  for i in range(model.config.num_hidden_layers)])
-    executed = execute[routed_units].sum().item() / max(1, valid.sum().item() * routed_units.sum().item())
+    executed = executed_fraction(SimpleNamespace(execute=execute, valid=valid))[routed_units].mean().item()
     past = mask[:, : regime["past"]].sum(1) if regime["past"] else None
     result = {"executed_fraction": executed, "ideal_flops": flops(model, out, past)["ideal_speedup"]}
     if regime["graph"] == "decode":

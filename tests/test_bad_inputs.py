@@ -207,8 +207,7 @@ def test_init_rejects_an_odd_head_size(tmp_path, cli):
 
 
 def test_outputs_get_the_modes_the_umask_gives(tmp_path, cli):
-    """Every output file (safetensors and ONNX external data included, which their writers create privately)
-    gets the mode a plain create gives under the user's umask, so a service account can read them."""
+    """Every output file (safetensors and the export's weights.data included) gets the mode a plain create gives under the user's umask, so a service account can read them."""
     np.save(tmp_path / "ids.npy", np.arange(6).reshape(2, 3))
     model, export, run = tmp_path / "model", tmp_path / "export", tmp_path / "run"
     umask = os.umask(0o027)

@@ -5,7 +5,7 @@ import onnx
 import pytest
 import torch
 
-from irexport.ops import OPS, DOMAIN
+from irexport.ops import DOMAIN, DOMAIN_OPSET, OPS
 from irexport.ops import torch_ops
 from irexport.ops.onnx_functions import function_proto
 
@@ -72,7 +72,7 @@ def _run_body(name, inputs, **attrs):
         [onnx.helper.make_tensor_value_info(p.name, dtype[t.dtype], None) for p, t in zip(spec.inputs, inputs)],
         [onnx.ValueInfoProto(name=p.name) for p in spec.outputs])
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
-                                                         onnx.helper.make_opsetid(DOMAIN, 1)],
+                                                         onnx.helper.make_opsetid(DOMAIN, DOMAIN_OPSET)],
                                    functions=[function_proto(spec, 18)])
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return [torch.from_numpy(o) for o in session.run(None, {p.name: t.numpy() for p, t in zip(spec.inputs, inputs)})]

@@ -216,6 +216,7 @@ def test_flops_of_a_decode_step_are_the_next_token_of_a_prefill():
 
 @torch.no_grad()
 def test_decode_bytes_count_the_weights_and_cache_a_step_reads():
+    from irexport.models.attention import head_dim
     from irexport.models.stats import decode_bytes
 
     model = tiny("informed")
@@ -227,8 +228,8 @@ def test_decode_bytes_count_the_weights_and_cache_a_step_reads():
     assert len(routed) == 2 * len(layers)  # every unit routed, so forcing decisions decides every unit
     routers = nbytes(model.routing.layers[i][u].router for i, u in routed)
     lffs = nbytes(model.routing.layers[i][u].lff for i, u in routed)
-    cache = 3 * len(layers) * 2 * model.config.num_key_value_heads * 16 * 4 * 9  # B x layers x K,V x heads x hd x fp32 x slots
     L = len(layers)
+    cache = 3 * L * 2 * model.config.num_key_value_heads * head_dim(model.config) * 4 * 9  # B x L x K,V x heads x hd x fp32 x slots
     every = model(ids[:, -1:], past_key_values=prefill.past_key_values, force_execute=torch.ones(L, 2, 3, 1, dtype=torch.bool))
     got = decode_bytes(model, every, past_tokens=8)
     assert got["routed_bytes"] - got["dense_bytes"] == routers  # routing only adds its routers

@@ -12,7 +12,7 @@ from pathlib import Path
 
 WEIGHTS_FILE = "weights.data"
 INLINE_BYTES = 1024  # smaller tensors stay inside the graph (onnx's own default threshold)
-ALIGN_FROM, ALIGN = 1 << 20, 64 << 10  # tensors of 1 MiB and more start on 64 KiB boundaries, as onnx aligns them
+ALIGN_FROM, ALIGN = 1 << 20, 64 << 10  # tensors of 1 MiB and more start on 64 KiB boundaries (a multiple of the page size)
 
 
 class SharedWeights:

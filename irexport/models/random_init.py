@@ -145,7 +145,7 @@ def make_random_model(family: str = "informed", model_type: str = "llama", seed:
                       vocab_size: int = 257, calibrate_routers: bool = True, **sizes) -> RoutedCausalLM:
     """A seeded random routed model. ``sizes`` override TINY's transformers dimensions; routing
     parameters (router_hidden, lff_rank, threshold, pooling, capacity, router_input) go to the routing config."""
-    from transformers import AutoModelForCausalLM
+    from ..checkpoints.assemble import build_model
 
     routing_keys = {"router_hidden", "lff_rank", "threshold", "pooling", "capacity", "router_input", "decode_threshold"}
     overrides = {k: sizes.pop(k) for k in list(sizes) if k in routing_keys}
@@ -154,8 +154,7 @@ def make_random_model(family: str = "informed", model_type: str = "llama", seed:
     check_fits_in_memory(cfg, rc)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        base = AutoModelForCausalLM.from_config(cfg)
-        model = RoutedCausalLM(base, rc).float().eval()
+        model = build_model(cfg, rc).float().eval()
         with torch.no_grad():
             for p in model.routing.parameters():  # torch's default init depends on nothing but the seed
                 p.copy_(torch.randn_like(p) / math.sqrt(p.shape[-1]))

@@ -1,6 +1,6 @@
 """Routing statistics of a forward: executed fraction per layer and unit, and what routing saves
 against dense: FLOPs (the ideal where compute bounds the work: prefill, large batches) and bytes read
-(the ideal where memory bounds it: decode at batch 1).
+(the ideal where memory bounds it: decode at small batches).
 
 FLOPs count 2 per multiply-add of the matrix products (projections, attention scores and values,
 MLP, router, LFF, LM head); norms, rotary and softmax are left out, as is usual. The routed count
@@ -86,8 +86,9 @@ def decode_bytes(model: RoutedCausalLM, out: RoutedOutput, past_tokens: int) -> 
     """Bytes a decode step (one token per sequence) reads, dense and routed: every weight it uses once (the
     embedding rows, not the table) and, per sequence, the cache its attention core reads. A unit's weights
     are read when any sequence executes it; a sequence that skips attention reads no cache; routers are
-    read, and LFFs when some sequence is approximated. Writing the new K/V is left out: dense and routed
-    both write it. This is the ideal where reading memory bounds the step (small batches)."""
+    read, and LFFs when some sequence is approximated. Writing the new K/V is left out, as is the copy of
+    the cache from past to present an exported decode graph makes: dense and routed both pay them. This is
+    the ideal where reading memory bounds the step (small batches)."""
     cfg = model.config
     inner = model.base.model
     execute = out.execute[:, :, :, 0]  # [L, 2, B]

@@ -1,7 +1,7 @@
 """The routing ops: one description per op (spec.py) drives the torch ops the reference runs
-(torch_ops.py), the custom ONNX nodes and their portable function bodies (onnx_functions.py), and
-the TensorRT plugins' names and fields."""
+(torch_ops.py), the custom ONNX nodes (onnx_functions.py), their portable function bodies
+(function_bodies.py), and the TensorRT plugins' names and fields."""
 
-from .spec import OPS, DOMAIN, OpSpec
+from .spec import OPS, DOMAIN, DOMAIN_OPSET, OpSpec
 
-__all__ = ["DOMAIN", "OPS", "OpSpec"]
+__all__ = ["DOMAIN", "DOMAIN_OPSET", "OPS", "OpSpec"]

@@ -14,10 +14,10 @@ from onnxscript import opset18 as op
 from onnxscript import script
 from onnxscript.values import Opset
 
-from .spec import DOMAIN
+from .spec import DOMAIN, DOMAIN_OPSET
 
 BODY_OPSET = 18  # Reduce* with axes inputs, CastLike
-_irexport = Opset(DOMAIN, 1)
+_irexport = Opset(DOMAIN, DOMAIN_OPSET)
 F32, I32, I64, BOOL = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64, TensorProto.BOOL
 NEG_INF = float("-inf")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-from .spec import DOMAIN, OPS, OpSpec
+from .spec import DOMAIN, DOMAIN_OPSET, OPS, OpSpec
+
 
 def _schema(spec: OpSpec) -> onnx.defs.OpSchema:
     S = onnx.defs.OpSchema
@@ -20,10 +21,8 @@ def _schema(spec: OpSpec) -> onnx.defs.OpSchema:
         types.setdefault(port.types, f"T{len(types)}")
     attrs = [S.Attribute(a.name, S.AttrType.FLOAT, a.doc) for a in spec.attributes]
     attrs += [S.Attribute(name, S.AttrType.STRING, "TensorRT plugin lookup") for name in spec.node_attributes]
-    # the domain's ONNX opset stays 1: the schema serves the exporter's type inference only, and the
-    # op's version (a plugin's version) travels on each node as plugin_version
     return S(
-        spec.name, spec.domain, 1, doc=spec.doc,
+        spec.name, spec.domain, DOMAIN_OPSET, doc=spec.doc,
         inputs=[S.FormalParameter(p.name, types[p.types], p.doc) for p in spec.inputs],
         outputs=[S.FormalParameter(p.name, types[p.types], p.doc) for p in spec.outputs],
         type_constraints=[(name, list(t), "") for t, name in types.items()],
@@ -35,7 +34,7 @@ def register_schemas() -> None:
     """Make the ops known to onnx (and so to onnxscript); idempotent."""
     for spec in OPS.values():
         try:
-            onnx.defs.get_schema(spec.name, 1, spec.domain)
+            onnx.defs.get_schema(spec.name, DOMAIN_OPSET, spec.domain)
         except onnx.defs.SchemaError:
             onnx.defs.register_schema(_schema(spec))
 
@@ -48,7 +47,7 @@ def translation_table() -> dict:
     from . import torch_ops  # noqa: F401  (registers torch.ops.irexport.*)
 
     register_schemas()
-    opset = onnxscript.values.Opset(DOMAIN, 1)
+    opset = onnxscript.values.Opset(DOMAIN, DOMAIN_OPSET)
 
     def emit(name, *inputs, **attrs):
         return getattr(opset, name)(*inputs, **attrs, **OPS[name].node_attributes)
@@ -98,5 +97,5 @@ def attach_functions(model: onnx.ModelProto) -> list[str]:
     del model.functions[:]
     model.functions.extend(function_proto(OPS[name], opset) for name in used)
     if not any(o.domain == DOMAIN for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
+        model.opset_import.append(helper.make_opsetid(DOMAIN, DOMAIN_OPSET))
     return used

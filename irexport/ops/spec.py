@@ -25,6 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DOMAIN = "irexport"
+# the domain's ONNX opset: its schemas serve the exporter's type inference only; an op's own version (a
+# plugin's version) travels on each node as plugin_version
+DOMAIN_OPSET = 1
 PLUGIN_NAMESPACE = "irexport"
 FLOATS = ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
 
