@@ -19,7 +19,13 @@ import reprlib
 
 from .errors import IrexportError
 
-_SHORT = reprlib.Repr()  # reprs of values in errors: bounded in depth and length
+class _ShortRepr(reprlib.Repr):
+    def repr_int(self, x, level):
+        # repr() of an int past 4300 digits raises (e.g. a YAML hex literal, which PyYAML reads unbounded)
+        return super().repr_int(x, level) if x.bit_length() <= 128 else f"<an integer of {x.bit_length()} bits>"
+
+
+_SHORT = _ShortRepr()  # reprs of values in errors: bounded in depth and length
 _SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxlong, _SHORT.maxother = 2, 3, 3, 50, 40, 50
 
 
@@ -75,7 +81,12 @@ class Num(Spec):
     def check(self, value, key, where):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(value, key, where)
-        if isinstance(value, float) and not math.isfinite(value):  # ints are finite, however long
+        if isinstance(value, int):
+            try:
+                float(value)  # the value is used as a float: an int past the float range is not a number here
+            except OverflowError:
+                self.fail(value, key, where)
+        elif not math.isfinite(value):
             if self.finite:
                 self.fail(value, key, where)
             if math.isnan(value):

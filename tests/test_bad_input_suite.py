@@ -281,6 +281,9 @@ CASES = {
     "baseline-metric-a-string": (lambda w: baseline(w, {"entries": [{"export": "x", "backend": "onnxrt", "passed": True,
                                                                       "logits_max_abs": "small"}]}),
                                  ["baseline.json", "'entries[0].logits_max_abs'"]),
+    "baseline-metric-past-floats": (lambda w: baseline(w, {"entries": [{"export": "x", "backend": "onnxrt", "passed": True,
+                                                                         "logits_max_abs": 10 ** 400}]}),
+                                    ["baseline.json", "'entries[0].logits_max_abs'"]),
     # recipes
     "recipe-python-tag": (lambda w: recipe_file(w, "!!python/object/apply:os.system ['touch pwned']\n"), ["recipe.yaml"]),
     "recipe-key-twice": (lambda w: recipe_file(w, (RECIPES / "demo.yaml").read_text() + "name: other\n"),
@@ -288,6 +291,8 @@ CASES = {
     "recipe-integer-key": (lambda w: recipe_file(w, (RECIPES / "demo.yaml").read_text() + "1: one\n"),
                            ["recipe.yaml", "is not a string"]),
     "recipe-alias-bomb": (lambda w: recipe_file(w, _alias_bomb(6)), ["recipe.yaml", "'description'"]),
+    "recipe-huge-hex": (lambda w: recipe_file(w, (RECIPES / "demo.yaml").read_text().replace(
+        "max: 4}", "max: 0x" + "f" * 4000 + "}", 1)), ["recipe.yaml", "integer of 16000 bits"]),
     "recipe-inverted-range": (lambda w: recipe_file(w, (RECIPES / "demo.yaml").read_text().replace(
         "{min: 1, opt: 2, max: 4}", "{min: 8, opt: 2, max: 4}")), ["recipe.yaml", "min <= opt <= max"]),
     # research checkpoints
