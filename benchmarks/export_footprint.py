@@ -1,5 +1,5 @@
 """What an export costs: time and peak memory of ``irexport init`` and ``irexport export``, bytes on disk,
-and the peak memory of ``irexport generate`` (ONNX Runtime, prefill + decode sessions), for a generated
+and the peak memory of ``irexport generate`` (ONNX Runtime, one session for both phases), for a generated
 model of a given size. Each step runs as its own process (its peak RSS is its own, from wait4).
 
     python benchmarks/export_footprint.py                                   # ~120M parameters (fp32), a few minutes

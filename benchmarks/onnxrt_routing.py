@@ -10,8 +10,8 @@ Every row carries the ideals of its regime, computed from those decisions: the F
 (routers and LFF included, K/V for every token), and for decode the ratio of bytes read (a unit's weights
 when any sequence executes it, the cache of each sequence whose attention runs), the ideal where reading
 memory bounds the step. The targets are the issue's: prefill against FLOPs, batch-1 decode against bytes,
-decode at batch >= 32 against FLOPs. The variants run
-interleaved within each repeat (in an order rotated every repeat), on one model's weights; a speedup is the median
+decode at batch >= 32 against FLOPs. Each variant is the export's one graph in one session, fed an empty
+cache for prefill. The variants run interleaved within each repeat (in an order rotated every repeat), on one model's weights; a speedup is the median
 over repeats of dense time / routed time. Sessions do not spin (session.intra_op.allow_spinning=0).
 
     python benchmarks/onnxrt_routing.py                                   # the recorded run (~30 min, 2 cores)
@@ -58,8 +58,9 @@ def build(args, family, fraction, units=UNITS):
     return model
 
 
-def session(model, graph, strategy, workdir: Path, name: str):
-    proto, *_ = export_graph(model, graph, strategy, torch.float32)
+def session(model, strategy, workdir: Path, name: str):
+    """The export's one graph (prefill with an empty cache, decode) in one session."""
+    proto, *_ = export_graph(model, strategy, torch.float32)
     path = workdir / f"{name}.onnx"
     onnx.save_model(proto, str(path), save_as_external_data=True, location=f"{name}.onnx.data")
     del proto
@@ -82,15 +83,17 @@ def regimes(args):
         if ragged:  # lengths from a quarter of the window to all of it, left padded
             for b, n in enumerate(rng.integers(tokens // 4, tokens + 1, batch)):
                 mask[b, : tokens - n] = 0
-        out.append({"name": f"prefill b{batch} {tokens}" + (" ragged" if ragged else ""), "graph": "prefill",
-                    "batch": batch, "tokens": tokens, "past": 0, "feed": {"input_ids": ids, "attention_mask": mask}})
+        empty = dict.fromkeys(past_names(cfg.layers), np.zeros((batch, cfg.kv, 0, cfg.hd), dtype=np.float32))
+        out.append({"name": f"prefill b{batch} {tokens}" + (" ragged" if ragged else ""), "phase": "prefill",
+                    "batch": batch, "tokens": tokens, "past": 0,
+                    "feed": {"input_ids": ids, "attention_mask": mask, **empty}})
     for spec in filter(None, args.decode.split(",")):
         batch, past = (int(v) for v in spec.split("x"))
         feed = {"input_ids": rng.integers(0, args.vocab, (batch, 1), dtype=np.int64),
                 "attention_mask": np.ones((batch, past + 1), dtype=np.int64)}
         for name in past_names(cfg.layers):  # random cache values: a step's cost does not depend on them
             feed[name] = rng.standard_normal((batch, cfg.kv, past, cfg.hd), dtype=np.float32)
-        out.append({"name": f"decode b{batch} past {past}", "graph": "decode", "batch": batch, "tokens": 1,
+        out.append({"name": f"decode b{batch} past {past}", "phase": "decode", "batch": batch, "tokens": 1,
                     "past": past, "feed": feed})
     return out
 
@@ -122,14 +125,14 @@ def ideals(model, regime, decisions):
     executed = executed_fraction(SimpleNamespace(execute=execute, valid=valid))[routed_units].mean().item()
     past = mask[:, : regime["past"]].sum(1) if regime["past"] else None
     result = {"executed_fraction": executed, "ideal_flops": flops(model, out, past)["ideal_speedup"]}
-    if regime["graph"] == "decode":
+    if regime["phase"] == "decode":
         result["ideal_bytes"] = decode_bytes(model, out, regime["past"])["ideal_speedup"]
     return result
 
 
 def target(regime):
     """The issue's targets: (the ideal the row is held to, the fraction of it to reach)."""
-    if regime["graph"] == "prefill":
+    if regime["phase"] == "prefill":
         return "ideal_flops", 0.9
     if regime["batch"] == 1:
         return "ideal_bytes", 0.9
@@ -138,18 +141,16 @@ def target(regime):
 
 def measure_group(args, family, fraction, dense, all_regimes, workdir):
     model = build(args, family, fraction)
-    sessions = {(g, s): session(model, g, s, workdir, f"{family}-{fraction}-{g}-{s}")
-                for g in ("prefill", "decode") for s in ("masked", "compact")}
+    sessions = {s: session(model, s, workdir, f"{family}-{fraction}-{s}") for s in ("masked", "compact")}
     print(f"exported {family} at {fraction}", flush=True)
     rows = []
     for regime in all_regimes:
-        g = regime["graph"]
-        trio = {"dense": dense[g], "masked": sessions[(g, "masked")], "compact": sessions[(g, "compact")]}
+        trio = {"dense": dense, **sessions}
         times = time_interleaved(trio, regime["feed"], args.repeats)
-        decisions = sessions[(g, "compact")].run(["decisions"], regime["feed"])[0]
+        decisions = sessions["compact"].run(["decisions"], regime["feed"])[0]
         ms = {v: statistics.median(t) * 1e3 for v, t in times.items()}
         speed = {v: statistics.median(d / r for d, r in zip(times["dense"], times[v])) for v in ("masked", "compact")}
-        row = {"regime": regime["name"], "graph": g, "batch": regime["batch"], "tokens": regime["tokens"],
+        row = {"regime": regime["name"], "phase": regime["phase"], "batch": regime["batch"], "tokens": regime["tokens"],
                "past": regime["past"], "family": family, "calibrated_fraction": fraction,
                **ideals(model, regime, decisions), **{f"{v}_ms": ms[v] for v in VARIANTS},
                "masked_speedup": speed["masked"], "compact_speedup": speed["compact"]}
@@ -236,7 +237,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         dense_model = build(args, "informed", 0.5, units=())  # the same base weights, nothing routed
-        dense = {g: session(dense_model, g, "masked", workdir, f"dense-{g}") for g in ("prefill", "decode")}
+        dense = session(dense_model, "masked", workdir, "dense")
         for family in args.families.split(","):
             for fraction in (float(f) for f in args.fractions.split(",")):
                 rows += measure_group(args, family, fraction, dense, all_regimes, workdir)

@@ -1,18 +1,34 @@
-"""Greedy generation with the PyTorch reference or with the exported ONNX graphs (ONNX Runtime).
+"""Greedy generation with the PyTorch reference or with the exported graph (ONNX Runtime).
 
 Both loops feed the same tokens the same way (left padding, one new token per sequence per step),
-so their outputs can be compared token for token.
+so their outputs can be compared token for token. The one exported graph runs both phases: prefill
+with an empty cache, then decode steps that extend it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": np.float32}  # numpy has no bfloat16
+
 
 def cache_feed(outputs: dict, layers: int) -> dict:
     """A step's present K/V (``present.{i}.key|value``) as the next step's ``past_key_values.{i}.key|value``
     (numpy arrays or torch tensors alike)."""
     return {f"past_key_values.{i}.{kv}": outputs[f"present.{i}.{kv}"] for i in range(layers) for kv in ("key", "value")}
+
+
+def empty_cache(manifest: dict, batch: int) -> dict:
+    """The past_key_values feed of a prefill: every layer's cache holding no token (numpy arrays)."""
+    _, heads, _, head_dim = manifest["model"]["kv_shape"]
+    empty = np.zeros((batch, heads, 0, head_dim), dtype=NUMPY_DTYPES[manifest["dtype"]])
+    layers = manifest["model"]["num_layers"]
+    return {f"past_key_values.{i}.{kv}": empty for i in range(layers) for kv in ("key", "value")}
+
+
+def prefill_feed(manifest: dict, feed: dict) -> dict:
+    """input_ids / attention_mask with an empty cache: the graph's prefill."""
+    return {**feed, **empty_cache(manifest, feed["input_ids"].shape[0])}
 
 
 def greedy_reference(model, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int, mode: str = "masked"):
@@ -31,45 +47,41 @@ def greedy_reference(model, input_ids: np.ndarray, attention_mask: np.ndarray, n
 
 
 class OnnxGenerator:
-    """Prefill + decode sessions of an export directory."""
+    """The export's graph in one ONNX Runtime session: one copy of the weights (and of their prepacked
+    forms) serves prefill and decode."""
 
     def __init__(self, export_dir, providers=None):
         from pathlib import Path
 
         import onnxruntime as ort
 
+        from .errors import IrexportError
         from .export.manifest import load_manifest
 
         export_dir = Path(export_dir)
         self.manifest = load_manifest(export_dir)
         if providers is None:  # CUDA when onnxruntime-gpu has it, else CPU
             providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        self.prefill, self.decode = (self._session(ort, export_dir, graph, providers) for graph in ("prefill", "decode"))
-        self.layers = self.manifest["model"]["num_layers"]
-
-    def _session(self, ort, export_dir, graph: str, providers):
-        """A graph's session, whose inputs and outputs must be the ones the manifest lists."""
-        from .errors import IrexportError
-
-        record = self.manifest["graphs"][graph]
+        record = self.manifest["graph"]
         path = export_dir / record["file"]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        session = ort.InferenceSession(str(path), opts, providers=list(providers))
-        for kind, found in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
+        self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
+        for kind, found in (("inputs", self.session.get_inputs()), ("outputs", self.session.get_outputs())):
             if [v.name for v in found] != [t["name"] for t in record[kind]]:
-                raise IrexportError(f"{path}: its {kind} are not the ones manifest.json lists for the {graph} graph "
-                                    "(files swapped or replaced? re-export)")
-        return session
+                raise IrexportError(f"{path}: its {kind} are not the ones manifest.json lists (file replaced? re-export)")
+        self.layers = self.manifest["model"]["num_layers"]
+        self.names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feed: dict) -> dict:
+        return dict(zip(self.names, self.session.run(None, feed)))
 
     def greedy(self, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int) -> np.ndarray:
-        names = [o.name for o in self.prefill.get_outputs()]
-        outs = dict(zip(names, self.prefill.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})))
+        outs = self.run(prefill_feed(self.manifest, {"input_ids": input_ids, "attention_mask": attention_mask}))
         mask, generated = attention_mask, []
         for _ in range(new_tokens):
             token = outs["logits"][:, -1].argmax(-1).astype(np.int64)[:, None]
             generated.append(token)
             mask = np.concatenate([mask, np.ones_like(token)], 1)
-            feed = {"input_ids": token, "attention_mask": mask, **cache_feed(outs, self.layers)}
-            outs = dict(zip(names, self.decode.run(None, feed)))
+            outs = self.run({"input_ids": token, "attention_mask": mask, **cache_feed(outs, self.layers)})
         return np.concatenate(generated, 1)

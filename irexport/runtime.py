@@ -1,17 +1,20 @@
 """Production Python runtime for irexport's TensorRT engines.
 
-Loads the plugin library and the engines that ``irexport build`` wrote, runs them on torch CUDA
-tensors or numpy arrays, and generates greedily with the prefill + decode engines::
+Loads the plugin library and the engine that ``irexport build`` wrote, runs it on torch CUDA tensors
+or numpy arrays in either phase, and generates greedily::
 
     from irexport.runtime import Engine, EngineGenerator
-    prefill = Engine("out/engines/demo", "prefill")          # plugin library from the build record
-    out = prefill.run({"input_ids": ids, "attention_mask": mask})
+    engine = Engine("out/engines/demo")                      # plugin library from the build record
+    out = engine.run("prefill", {"input_ids": ids, "attention_mask": mask, **empty_cache})
+    out = engine.run("decode", {"input_ids": next_ids, "attention_mask": mask, **past})
     tokens = EngineGenerator("out/engines/demo").greedy(ids, mask, new_tokens=16)
 
+The engine is deserialized once (one copy of the weights on the GPU); each phase runs in an execution
+context of its own, bound to that phase's optimization profile (prefill: an empty cache, decode).
 Everything that can be checked without a GPU is checked first, against the build record
 (``build_report.json``): the engine file's size and hash (a truncated or swapped file), the TensorRT
 version, the plugin library (present, and the one the engine was built with), and every input's name,
-dtype, rank and range of the optimization profile. Each failure is one ``IrexportError`` line.
+dtype, rank and range of the phase's profile. Each failure is one ``IrexportError`` line.
 numpy has no bfloat16: bfloat16 tensors are fed as and returned as float32 to numpy users.
 """
 
@@ -30,7 +33,7 @@ from .engine.loading import (
     version_tuple,
 )
 from .errors import IrexportError
-from .export.manifest import DTYPES
+from .export.manifest import DTYPES, PHASES
 from .jsonrecord import read_json_record
 from .schema import FILE_NAME, SHA256, Bool, Int, List, Map, Obj, Opt, Str
 
@@ -38,6 +41,8 @@ _COMPATIBLE = {"bfloat16": ("bfloat16", "float32")}  # numpy callers feed bfloat
 
 
 _SHAPE = List(Int(0, 1 << 31), max_len=8)
+_PROFILE = Obj({"index": Int(0, len(PHASES) - 1),
+                "inputs": Map(Obj({"dtype": Str(), "min": _SHAPE, "opt": _SHAPE, "max": _SHAPE}))})
 # what the runtimes read of build_report.json (irexport.engine.build writes it)
 REPORT_SCHEMA = Obj({
     "tensorrt_version": Str(pattern=r"[0-9]{1,4}(\.[0-9]{1,6}){1,3}([.+-][0-9A-Za-z.+-]*)?",
@@ -45,9 +50,8 @@ REPORT_SCHEMA = Obj({
     "version_compatible": Bool(),
     "export": Obj({"source_sha256": Opt(SHA256), "dtype": Str(choices=DTYPES)}),
     "plugins": Opt(Obj({"path": Str(), "sha256": SHA256, "serialized": Bool()})),
-    "engines": Map(Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256,
-                        "inputs": Map(Obj({"dtype": Str(), "min": _SHAPE, "opt": _SHAPE, "max": _SHAPE}))}),
-                   keys=("prefill", "decode")),
+    "engine": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256,
+                   "profiles": Obj({phase: _PROFILE for phase in PHASES}, closed=True)}),
 })
 
 
@@ -57,18 +61,16 @@ def read_build_report(engine_dir) -> dict:
 
 
 def check_built_from(report: dict, manifest: dict, engine_dir) -> None:
-    """The engines were built from this export (same source checkpoint and dtype)."""
+    """The engine was built from this export (same source checkpoint and dtype)."""
     built = report["export"]
     if built["source_sha256"] != manifest["source"]["sha256"] or built["dtype"] != manifest["dtype"]:
         raise IrexportError(f"{engine_dir}: built from another export ({built['dtype']}, source "
                             f"{(built['source_sha256'] or 'unknown')[:12]}); rebuild with irexport build")
 
 
-def check_engine_file(engine_dir, report: dict, graph: str) -> Path:
+def check_engine_file(engine_dir, report: dict) -> Path:
     """The engine file is the one the build wrote: same size (not truncated), same hash (not swapped)."""
-    if graph not in report["engines"]:
-        raise IrexportError(f"{engine_dir}/{REPORT}: no {graph!r} engine (have: {', '.join(report['engines'])})")
-    record = report["engines"][graph]
+    record = report["engine"]
     path = Path(engine_dir) / record["file"]
     if not path.is_file():
         raise IrexportError(f"{path}: engine file not found")
@@ -91,14 +93,14 @@ def check_tensorrt_version(report: dict, installed: str, where: str) -> None:
 
 
 def plugin_library_for(report: dict, path=None, where: str = "") -> Path | None:
-    """The plugin library the engines need (None when they need none, or carry it serialized)."""
+    """The plugin library the engine needs (None when it needs none, or carry it serialized)."""
     plugins = report["plugins"]
     if plugins is None or plugins["serialized"]:
         return None
     library = find_plugin_library(path or plugins["path"])
     if sha256(library) != plugins["sha256"]:
         raise IrexportError(f"{library}: not the plugin library {where} was built with (sha256 differs; rebuild "
-                            "the engines or pass the original with --plugins)")
+                            "the engine or pass the original with --plugins)")
     return library
 
 
@@ -123,15 +125,21 @@ def check_feed(inputs: dict, feed: dict, where: str) -> None:
                                 f"{list(spec['min'])} .. {list(spec['max'])} (rebuild with a wider recipe)")
 
 
-class Engine:
-    """One deserialized engine and its execution context."""
+def _phase(phase: str) -> str:
+    if phase not in PHASES:
+        raise IrexportError(f"unknown phase {phase!r} (expected one of {', '.join(PHASES)})")
+    return phase
 
-    def __init__(self, engine_dir, graph: str = "prefill", plugins=None):
+
+class Engine:
+    """The deserialized engine, and an execution context per phase (created on first use)."""
+
+    def __init__(self, engine_dir, plugins=None):
         import torch
 
-        self.where = f"{engine_dir}/{graph}"
+        self.where = str(engine_dir)
         report = read_build_report(engine_dir)
-        path = check_engine_file(engine_dir, report, graph)
+        path = check_engine_file(engine_dir, report)
         library = plugin_library_for(report, plugins, str(engine_dir))
         trt = require_tensorrt(builder=False)
         check_tensorrt_version(report, trt.__version__, str(path))
@@ -139,7 +147,7 @@ class Engine:
             raise IrexportError("TensorRT engines run on a CUDA GPU, and torch sees none (a CUDA build of torch is needed)")
         if library is not None:
             load_plugin_library(trt, library)
-        self.inputs = report["engines"][graph]["inputs"]
+        self.profiles = report["engine"]["profiles"]
         from .reference import DTYPES
 
         self._dtypes = {**DTYPES, "int64": torch.int64, "int32": torch.int32, "bool": torch.bool}
@@ -150,38 +158,62 @@ class Engine:
         self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
             raise IrexportError(f"{path}: TensorRT could not deserialize the engine (see the messages above)")
-        self.context = self.engine.create_execution_context()
-        self._stream = torch.cuda.Stream()
+        if self.engine.num_optimization_profiles != len(PHASES):
+            raise IrexportError(f"{path}: {self.engine.num_optimization_profiles} optimization profiles, irexport builds "
+                                f"{len(PHASES)} ({', '.join(PHASES)}); rebuild with irexport build")
+        self._stream = torch.cuda.Stream()  # not the default stream, which TensorRT warns against (extra syncs)
+        self._contexts = {}
+        self._placeholder = torch.empty(1, dtype=torch.uint8, device="cuda")  # the address of empty tensors
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
 
-    def run(self, feed: dict) -> dict:
+    def inputs(self, phase: str) -> dict:
+        """{name: {dtype, min, opt, max}} of the phase's profile, as the build recorded it."""
+        return self.profiles[_phase(phase)]["inputs"]
+
+    def _context(self, phase: str):
+        if phase not in self._contexts:
+            context = self.engine.create_execution_context()
+            if context is None or not context.set_optimization_profile_async(self.profiles[phase]["index"],
+                                                                              self._stream.cuda_stream):
+                raise IrexportError(f"{self.where}: TensorRT could not create the {phase} context (see the messages above)")
+            self._contexts[phase] = context
+        return self._contexts[phase]
+
+    def _address(self, tensor) -> int:
+        # TensorRT wants a non-null address for every input and output, empty ones (a prefill's cache) too
+        return tensor.data_ptr() if tensor.numel() else self._placeholder.data_ptr()
+
+    def run(self, phase: str, feed: dict) -> dict:
         """Inputs as torch tensors (any device) or numpy arrays; outputs as CUDA tensors, or numpy
         arrays when every input was numpy."""
         import torch
 
-        check_feed(self.inputs, feed, self.where)
+        where = f"{self.where} ({_phase(phase)})"
+        inputs = self.inputs(phase)
+        check_feed(inputs, feed, where)
+        context = self._context(phase)
         as_numpy = all(isinstance(v, np.ndarray) for v in feed.values())
         device = torch.device("cuda")
         tensors = {}
         for name, value in feed.items():
             t = torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
-            tensors[name] = t.to(device=device, dtype=self._dtypes[self.inputs[name]["dtype"]]).contiguous()
-            if not (self.context.set_input_shape(name, tuple(t.shape))
-                    and self.context.set_tensor_address(name, tensors[name].data_ptr())):
-                raise IrexportError(f"{self.where}: TensorRT refused input {name} of shape {list(t.shape)}")
+            tensors[name] = t.to(device=device, dtype=self._dtypes[inputs[name]["dtype"]]).contiguous()
+            if not (context.set_input_shape(name, tuple(t.shape))
+                    and context.set_tensor_address(name, self._address(tensors[name]))):
+                raise IrexportError(f"{where}: TensorRT refused input {name} of shape {list(t.shape)}")
         outputs = {}
         for name in self.outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
+            shape = tuple(context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
-                raise IrexportError(f"{self.where}: output {name} has a data-dependent shape {list(shape)}; irexport's "
+                raise IrexportError(f"{where}: output {name} has a data-dependent shape {list(shape)}; irexport's "
                                     "graphs have none (an engine from another export?)")
             outputs[name] = torch.empty(shape, dtype=self._dtype_of[self.engine.get_tensor_dtype(name)], device=device)
-            self.context.set_tensor_address(name, outputs[name].data_ptr())
-        stream = self._stream  # not the default stream, which TensorRT warns against (extra syncs)
+            context.set_tensor_address(name, self._address(outputs[name]))
+        stream = self._stream
         stream.wait_stream(torch.cuda.current_stream())  # the inputs were copied on the current stream
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise IrexportError(f"{self.where}: TensorRT failed to run the engine (see the messages above)")
+        if not context.execute_async_v3(stream.cuda_stream):
+            raise IrexportError(f"{where}: TensorRT failed to run the engine (see the messages above)")
         stream.synchronize()
         if as_numpy:
             return {n: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for n, t in outputs.items()}
@@ -189,28 +221,27 @@ class Engine:
 
 
 class EngineGenerator:
-    """Greedy generation with the prefill and decode engines of one build, on the GPU end to end."""
+    """Greedy generation with the engine's prefill and decode profiles, on the GPU end to end."""
 
     def __init__(self, engine_dir, plugins=None):
-        report = read_build_report(engine_dir)
-        for graph in ("prefill", "decode"):  # both files are intact before either is loaded
-            check_engine_file(engine_dir, report, graph)
-        self.prefill = Engine(engine_dir, "prefill", plugins)
-        self.decode = Engine(engine_dir, "decode", plugins)
-        self.layers = sum(name.startswith("past_key_values.") and name.endswith(".key") for name in self.decode.inputs)
+        self.engine = Engine(engine_dir, plugins)
+        self.cache_inputs = [n for n in self.engine.inputs("decode") if n.startswith("past_key_values.")]
+        self.layers = len(self.cache_inputs) // 2
 
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
         import torch
 
         from .generate import cache_feed
 
+        ids = torch.as_tensor(input_ids, device="cuda")
         mask = torch.as_tensor(attention_mask, device="cuda")
-        outs = self.prefill.run({"input_ids": torch.as_tensor(input_ids, device="cuda"), "attention_mask": mask})
+        inputs = self.engine.inputs("prefill")
+        empty = {n: torch.empty((ids.shape[0], *inputs[n]["min"][1:]), device="cuda") for n in self.cache_inputs}
+        outs = self.engine.run("prefill", {"input_ids": ids, "attention_mask": mask, **empty})
         generated = []
         for _ in range(new_tokens):
             token = outs["logits"][:, -1].float().argmax(-1, keepdim=True)
             generated.append(token)
             mask = torch.cat([mask, torch.ones_like(token)], 1)
-            outs = self.decode.run({"input_ids": token, "attention_mask": mask, **cache_feed(outs, self.layers)})
+            outs = self.engine.run("decode", {"input_ids": token, "attention_mask": mask, **cache_feed(outs, self.layers)})
         return torch.cat(generated, 1).cpu().numpy()
-

@@ -143,7 +143,7 @@ def build_dir(exported, tmp_path):
     check before TensorRT is asked (TensorRT itself never sees these files)."""
     from irexport.engine.build import engine_record, report_header
     from irexport.engine.profiles import input_shapes
-    from irexport.export.manifest import load_manifest
+    from irexport.export.manifest import PHASES, load_manifest
 
     out, _ = exported("informed")
     manifest = load_manifest(out)
@@ -152,11 +152,10 @@ def build_dir(exported, tmp_path):
     report = report_header("11.1.0", recipe(), out, manifest, plugins)
     engines = tmp_path / "engines"
     engines.mkdir()
-    for graph in ("prefill", "decode"):
-        path = engines / f"{graph}.engine"
-        path.write_bytes(np.random.default_rng(0).bytes(4096))
-        report["engines"][graph] = engine_record(path, out / manifest["graphs"][graph]["file"], manifest, graph,
-                                                 input_shapes(manifest, recipe(), graph))
+    path = engines / "model.engine"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    report["engine"] = engine_record(path, out / manifest["graph"]["file"], manifest,
+                                     {phase: input_shapes(manifest, recipe(), phase) for phase in PHASES})
     (engines / "build_report.json").write_text(json.dumps(report))
     return engines, plugins, out
 

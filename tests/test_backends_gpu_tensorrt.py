@@ -67,20 +67,19 @@ def engines(exported, tmp_path_factory):
 def test_tensorrt_inlines_the_function_bodies_without_the_plugin_library(engines, strategy):
     """Without irexport's plugin library loaded, TensorRT (>= 10.7) must inline every routing op's
     function body: the build succeeds and no routing node became a plugin."""
-    report = json.loads((engines("informed", strategy, plugins=False) / "build_report.json").read_text())
-    for graph in ("prefill", "decode"):
-        assert report["engines"][graph]["plugin_layers"] == 0
-        assert report["engines"][graph]["routing"]["plugins"] == {}
-        assert sum(report["engines"][graph]["routing"]["inlined"].values()) > 0
+    engine = json.loads((engines("informed", strategy, plugins=False) / "build_report.json").read_text())["engine"]
+    assert engine["plugin_layers"] == 0
+    assert engine["routing"]["plugins"] == {}
+    assert sum(engine["routing"]["inlined"].values()) > 0
 
 
 @pytest.mark.tensorrt
 @pytest.mark.parametrize("strategy", ["compact", "masked"])
 def test_routing_nodes_become_plugins_with_the_library(engines, strategy):
     report = json.loads((engines("informed", strategy) / "build_report.json").read_text())
-    for graph in ("prefill", "decode"):
-        assert report["engines"][graph]["routing"]["inlined"] == {}, report["engines"][graph]["routing"]
-        assert report["plugins"]["sha256"]
+    assert report["engine"]["routing"]["inlined"] == {}, report["engine"]["routing"]
+    assert report["plugins"]["sha256"]
+    assert list(report["engine"]["profiles"]) == ["prefill", "decode"]
 
 
 @pytest.mark.tensorrt
@@ -101,14 +100,23 @@ def test_tensorrt_parity(engines, exported, name, strategy, dtype):
 def test_runtime_runs_numpy_and_torch_alike_and_refuses_bad_shapes(engines):
     from irexport.runtime import Engine
 
-    engine = Engine(engines(), "prefill")
+    from irexport.generate import cache_feed
+
+    engine = Engine(engines())
     feed = sample_inputs(257, batch=2, seq=12, seed=4)
-    as_numpy = engine.run(feed)
-    as_torch = engine.run({k: torch.from_numpy(v).cuda() for k, v in feed.items()})
+    feed = {**feed, **{n: np.zeros((2, *engine.inputs("prefill")[n]["min"][1:]), np.float32)
+                       for n in engine.inputs("prefill") if n.startswith("past")}}
+    as_numpy = engine.run("prefill", feed)
+    as_torch = engine.run("prefill", {k: torch.from_numpy(v).cuda() for k, v in feed.items()})
     assert isinstance(as_numpy["logits"], np.ndarray) and as_torch["logits"].is_cuda
     np.testing.assert_array_equal(as_numpy["logits"], as_torch["logits"].cpu().numpy())
+    step = {"input_ids": as_numpy["logits"][:, -1:].argmax(-1), "attention_mask": np.ones((2, 13), np.int64),
+            **cache_feed(as_numpy, 2)}
+    assert engine.run("decode", step)["logits"].shape == (2, 1, 257)  # the decode profile, same engine
     with pytest.raises(IrexportError, match="outside the engine's profile"):
-        engine.run(sample_inputs(257, batch=2, seq=200))
+        engine.run("prefill", {**feed, **sample_inputs(257, batch=2, seq=200)})
+    with pytest.raises(IrexportError, match="outside the engine's profile"):
+        engine.run("prefill", step)  # a non-empty cache is the decode profile's
 
 
 @pytest.mark.tensorrt

@@ -254,28 +254,34 @@ CASES = {
     "json-inputs-lying-array": (lambda w: parity_inputs(w, "in.json", polygraphy_json(input_ids=npy_header((1 << 20, 2)))),
                                 ["in.json", "header says"]),
     # the export's manifest.json
-    "manifest-missing-graphs": (lambda w: manifest(w, graphs=None), ["manifest.json", "missing key 'graphs'", "re-export"]),
+    "manifest-missing-graph": (lambda w: manifest(w, graph=None), ["manifest.json", "missing key 'graph'", "re-export"]),
+    "manifest-of-two-graphs": (lambda w: manifest(w, format_version=1), ["manifest.json", "'format_version'", "re-export"]),
     "manifest-unknown-dtype": (lambda w: manifest(w, dtype="float64"), ["manifest.json", "'dtype'"]),
-    "manifest-path-traversal": (lambda w: manifest(w, graphs__prefill__file="../../../etc/passwd"),
-                                ["manifest.json", "'graphs.prefill.file'", "plain file name"]),
+    "manifest-path-traversal": (lambda w: manifest(w, graph__file="../../../etc/passwd"),
+                                ["manifest.json", "'graph.file'", "plain file name"]),
     "manifest-kv-shape": (lambda w: manifest(w, model__kv_shape=[1, 2]), ["manifest.json", "'model.kv_shape'"]),
     "manifest-vocab-a-float": (lambda w: manifest(w, model__vocab_size=257.0), ["manifest.json", "'model.vocab_size'"]),
     "manifest-format-from-the-future": (lambda w: manifest(w, format_version=99), ["manifest.json", "'format_version'"]),
     "manifest-layers-lie": (lambda w: manifest(w, model__num_layers=3), ["manifest.json", "disagree with model.num_layers"]),
-    "manifest-graphs-swapped": (lambda w: manifest(w, graphs__prefill__file="decode.onnx"),
-                                ["decode.onnx", "not the ones manifest.json lists"]),
+    "manifest-graph-replaced": (lambda w: [*manifest(w, graph__file="other.onnx"), _other_onnx(w.export() / "other.onnx")][:4],
+                                ["other.onnx", "not the ones manifest.json lists"]),
     "weights-missing": (lambda w: [*manifest(w), (w.export() / "weights.data").unlink()][:4], ["weights.data", "not found"]),
     "weights-truncated": (lambda w: [*manifest(w), _truncate(w.export() / "weights.data", 4096)][:4],
                           ["weights.data", "truncated or replaced"]),
     "manifest-truncated": (lambda w: manifest(w, text='{"format_version": 1, "dty'), ["manifest.json", "not valid JSON"]),
     # the build record runtimes check
-    "build-report-missing-engines": (lambda w: build_report(w, engines=None), ["build_report.json", "missing key 'engines'"]),
-    "build-report-bytes-a-string": (lambda w: build_report(w, engines__prefill__bytes="many"),
-                                    ["build_report.json", "'engines.prefill.bytes'"]),
-    "build-report-unknown-engine": (lambda w: build_report(w, engines__encoder={}), ["build_report.json", "'engines.encoder'"]),
+    "build-report-missing-engine": (lambda w: build_report(w, engine=None), ["build_report.json", "missing key 'engine'"]),
+    "build-report-bytes-a-string": (lambda w: build_report(w, engine__bytes="many"),
+                                    ["build_report.json", "'engine.bytes'"]),
+    "build-report-unknown-profile": (lambda w: build_report(w, engine__profiles__draft={}),
+                                     ["build_report.json", "'engine.profiles.draft'"]),
+    "build-report-missing-profile": (lambda w: build_report(w, engine__profiles__decode=None),
+                                     ["build_report.json", "'engine.profiles.decode'"]),
+    "build-report-profile-index": (lambda w: build_report(w, engine__profiles__decode__index=2),
+                                   ["build_report.json", "'engine.profiles.decode.index'"]),
     "build-report-version-a-number": (lambda w: build_report(w, tensorrt_version=10), ["build_report.json", "'tensorrt_version'"]),
-    "build-report-engine-elsewhere": (lambda w: build_report(w, engines__decode__file="/dev/zero"),
-                                      ["build_report.json", "'engines.decode.file'"]),
+    "build-report-engine-elsewhere": (lambda w: build_report(w, engine__file="/dev/zero"),
+                                      ["build_report.json", "'engine.file'"]),
     # parity-matrix baselines
     "baseline-not-a-summary": (lambda w: baseline(w, {"rows": []}), ["baseline.json", "missing key 'entries'"]),
     "baseline-metric-a-string": (lambda w: baseline(w, {"entries": [{"export": "x", "backend": "onnxrt", "passed": True,
@@ -298,6 +304,18 @@ CASES = {
     # research checkpoints
     "router-tuning-threshold-a-string": (lambda w: _router_tuning(w, {"threshold": "high"}), ["config.json", "'threshold'"]),
 }
+
+
+def _other_onnx(path: Path) -> Path:
+    """A valid ONNX file that is not the export's graph (other inputs and outputs)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "other", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
 
 
 def _sparse(path: Path, size: int) -> Path:

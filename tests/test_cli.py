@@ -156,7 +156,7 @@ def test_a_signal_during_an_export_leaves_nothing(model_dir, tmp_path, signum):
     proc = subprocess.Popen([sys.executable, "-m", "irexport.cli.main", "export", str(model_dir), "-o", str(out),
                              "--overwrite"], stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:  # wait until the export is under way
-        if "exporting the prefill graph" in line:
+        if "exporting the graph" in line:
             break
     time.sleep(1.0)
     proc.send_signal(getattr(signal, signum))

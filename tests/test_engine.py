@@ -91,12 +91,14 @@ def test_profiles_follow_the_manifest_axes(exported):
     kv_heads, head_dim = manifest["model"]["kv_shape"][1], manifest["model"]["kv_shape"][3]
     prefill = input_shapes(manifest, recipe(), "prefill")
     assert prefill["input_ids"] == prefill["attention_mask"] == ((1, 1), (2, 16), (4, 128))
+    assert prefill["past_key_values.0.key"] == ((1, kv_heads, 0, head_dim), (2, kv_heads, 0, head_dim),
+                                                (4, kv_heads, 0, head_dim))  # an empty cache
     decode = input_shapes(manifest, recipe(), "decode")
     assert decode["input_ids"] == ((1, 1), (2, 1), (4, 1))
     assert decode["attention_mask"] == ((1, 2), (2, 33), (4, 257))  # past + the new token
     assert decode["past_key_values.1.value"] == ((1, kv_heads, 1, head_dim), (2, kv_heads, 32, head_dim),
                                                  (4, kv_heads, 256, head_dim))
-    assert set(decode) == {io["name"] for io in manifest["graphs"]["decode"]["inputs"]}
+    assert set(decode) == set(prefill) == {io["name"] for io in manifest["graph"]["inputs"]}
 
 
 def test_profile_errors(exported):
@@ -104,9 +106,11 @@ def test_profile_errors(exported):
     manifest = load_manifest(out)
     with pytest.raises(IrexportError, match="export --dtype float16"):
         check_precision(manifest, recipe(precision="fp16"), "test.yaml")
-    manifest["graphs"]["prefill"]["inputs"][0]["shape"] = ["batch", "chunk"]
+    manifest["graph"]["inputs"][0]["shape"] = ["batch", "chunk"]
     with pytest.raises(IrexportError, match="'chunk', which no recipe axis covers"):
         input_shapes(manifest, recipe(), "prefill")
+    with pytest.raises(IrexportError, match="unknown phase 'draft'"):
+        input_shapes(manifest, recipe(), "draft")
 
 
 # --- what the build reports about routing nodes ---------------------------------------------------------------
@@ -139,7 +143,8 @@ def test_classification_is_not_fooled_by_suffixed_names():
 def test_intact_build_record_passes(build_dir):
     engines, plugins, _ = build_dir
     report = read_build_report(engines)
-    assert check_engine_file(engines, report, "decode") == engines / "decode.engine"
+    assert check_engine_file(engines, report) == engines / "model.engine"
+    assert [report["engine"]["profiles"][phase]["index"] for phase in ("prefill", "decode")] == [0, 1]
     assert plugin_library_for(report) == plugins.resolve()
     check_tensorrt_version(report, "11.1.0", "x")
 
@@ -147,18 +152,16 @@ def test_intact_build_record_passes(build_dir):
 def test_truncated_or_swapped_engines_are_refused(build_dir):
     engines, _, _ = build_dir
     report = read_build_report(engines)
-    data = (engines / "prefill.engine").read_bytes()
-    (engines / "prefill.engine").write_bytes(data[:1000])
+    data = (engines / "model.engine").read_bytes()
+    (engines / "model.engine").write_bytes(data[:1000])
     with pytest.raises(IrexportError, match="1000 bytes, the build wrote 4096 .truncated"):
-        check_engine_file(engines, report, "prefill")
-    (engines / "prefill.engine").write_bytes(data[::-1])
+        check_engine_file(engines, report)
+    (engines / "model.engine").write_bytes(data[::-1])
     with pytest.raises(IrexportError, match="sha256 mismatch"):
-        check_engine_file(engines, report, "prefill")
-    (engines / "prefill.engine").unlink()
+        check_engine_file(engines, report)
+    (engines / "model.engine").unlink()
     with pytest.raises(IrexportError, match="engine file not found"):
-        check_engine_file(engines, report, "prefill")
-    with pytest.raises(IrexportError, match="no 'draft' engine"):
-        check_engine_file(engines, report, "draft")
+        check_engine_file(engines, report)
     (engines / "build_report.json").write_text("{")
     with pytest.raises(IrexportError, match="not valid JSON"):
         read_build_report(engines)
@@ -195,7 +198,7 @@ def test_tensorrt_version_rules(build_dir):
 
 def test_feed_is_checked_against_the_profile(build_dir):
     engines, _, _ = build_dir
-    inputs = read_build_report(engines)["engines"]["decode"]["inputs"]
+    inputs = read_build_report(engines)["engine"]["profiles"]["decode"]["inputs"]
     kv = inputs["past_key_values.0.key"]["min"]
     feed = {name: np.zeros([2, kv[1], 5, kv[3]], np.float32) for name in inputs if name.startswith("past")}
     feed.update(input_ids=np.zeros((2, 1), np.int64), attention_mask=np.ones((2, 6), np.int64))
@@ -212,6 +215,12 @@ def test_feed_is_checked_against_the_profile(build_dir):
     for bad, message in cases:
         with pytest.raises(IrexportError, match=message):
             check_feed(inputs, bad, "decode")
+    # the prefill profile takes an empty cache only: a decode feed is outside it
+    prefill = read_build_report(engines)["engine"]["profiles"]["prefill"]["inputs"]
+    with pytest.raises(IrexportError, match=r"past_key_values.0.key has shape \[2, 2, 5, 16\], outside"):
+        check_feed(prefill, feed, "prefill")
+    empty = {name: np.zeros([2, kv[1], 0, kv[3]], np.float32) for name in inputs if name.startswith("past")}
+    check_feed(prefill, {**feed, **empty, "attention_mask": np.ones((2, 1), np.int64)}, "prefill")
 
 
 def test_bfloat16_inputs_take_float32_arrays():
@@ -247,11 +256,11 @@ def test_build_checks_the_recipe_before_tensorrt(exported, cli, tmp_path):
 def test_generate_with_engines_checks_them_first(build_dir, cli, tmp_path):
     engines, _, out = build_dir
     np.save(tmp_path / "ids.npy", np.array([[1, 2, 3]], np.int64))
-    data = (engines / "decode.engine").read_bytes()
-    (engines / "decode.engine").write_bytes(data[:-1])
+    data = (engines / "model.engine").read_bytes()
+    (engines / "model.engine").write_bytes(data[:-1])
     code, _, stderr = cli("generate", out, "--engine", engines, "--input-ids", tmp_path / "ids.npy")
-    assert code == 2 and "decode.engine: 4095 bytes" in stderr and stderr.count("\n") == 1
-    (engines / "decode.engine").write_bytes(data)
+    assert code == 2 and "model.engine: 4095 bytes" in stderr and stderr.count("\n") == 1
+    (engines / "model.engine").write_bytes(data)
     code, _, stderr = cli("generate", out, "--engine", engines, "--input-ids", tmp_path / "ids.npy")
     assert code == 2 and stderr.count("\n") == 1
     assert ("TensorRT is not installed" in stderr) != tensorrt_installed() or "GPU" in stderr

@@ -150,16 +150,28 @@ def test_irexport_run_refuses_bad_usage_and_files_before_tensorrt(irexport_run, 
     engine.write_bytes(os.urandom(4096))
     empty.touch()
     out = ["--output-dir", tmp_path / "out"]
-    assert run(irexport_run, "--help").returncode == 0
+    usage = run(irexport_run, "--help")
+    assert usage.returncode == 0 and "--profile N" in usage.stdout and "0 = prefill" in usage.stdout, usage.stdout
     assert_one_error_line(run(irexport_run, *out), 2, "--engine is required")
     assert_one_error_line(run(irexport_run, "--engine", engine, "--frobnicate"), 2, "unknown argument")
     assert_one_error_line(run(irexport_run, "--engine", engine, "--input", "ids", *out), 2, "NAME=FILE.npy")
+    assert_one_error_line(run(irexport_run, "--engine", engine, *out, "--profile"), 2, "--profile needs a value")
     assert_one_error_line(run(irexport_run, "--engine", tmp_path / "missing.engine", *out), 2, "missing.engine")
     assert_one_error_line(run(irexport_run, "--engine", empty, *out), 2, empty, "empty")
     assert_one_error_line(run(irexport_run, "--engine", engine, "--plugins", plugin, *out), 2, plugin,
                           "plugin library not found")
     assert_one_error_line(run(irexport_run, "--engine", engine, "--input", f"ids={tmp_path / 'x.npy'}", *out), 2,
                           "x.npy")
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "1x", "+1", " 1", "1.0", "", "99999999999"])
+def test_irexport_run_refuses_a_bad_profile_before_tensorrt(irexport_run, tmp_path, value):
+    """--profile takes a non-negative integer; it is checked with the arguments (exit 2), so a garbage engine
+    file behind it is never opened. Whether the engine has that profile is checked once it is loaded (GPU)."""
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(os.urandom(4096))
+    result = run(irexport_run, "--engine", engine, "--profile", value, "--output-dir", tmp_path / "out")
+    assert_one_error_line(result, 2, "--profile takes a non-negative integer", f"got '{value}'")
 
 
 def test_irexport_run_refuses_a_garbage_engine(irexport_run, tmp_path):
@@ -176,36 +188,102 @@ def test_irexport_run_refuses_a_garbage_engine(irexport_run, tmp_path):
         assert result.returncode == 2 and f"{engine}: not a TensorRT engine this runtime can load" in errors[0]
 
 
+def shape_of(text):
+    """"[1,2,0,16]" -> [1, 2, 0, 16]; "[]" -> []."""
+    return [int(d) for d in text.strip("[]").split(",") if d]
+
+
+def describe(irexport_run, engine, plugins, profile):
+    """irexport-run --describe for one profile: {input: (dtype, min, max)}, {output: (dtype, shape)}."""
+    described = run(irexport_run, "--engine", engine, *plugins, "--profile", profile, "--describe")
+    assert described.returncode == 0, described.stderr
+    head, *lines = described.stdout.splitlines()
+    assert head == f"profile {profile} (the engine has 2 optimization profiles)", described.stdout
+    fields = [line.split() for line in lines]
+    inputs = {f[1]: (f[2], shape_of(f[5]), shape_of(f[7])) for f in fields if f[0] == "input"}
+    outputs = {f[1]: (f[2], shape_of(f[3])) for f in fields if f[0] == "output"}
+    return inputs, outputs
+
+
+def save_feed(directory, feed):
+    """.npy files for ``feed`` and the --input arguments naming them."""
+    directory.mkdir()
+    args = []
+    for name, array in feed.items():
+        np.save(directory / f"{name}.npy", array)
+        args += ["--input", f"{name}={directory / f'{name}.npy'}"]
+    return args
+
+
+def npy_dtype(engine_dtype):
+    return np.float32 if engine_dtype == "bfloat16" else np.dtype(engine_dtype)  # irexport-run feeds bf16 from f32
+
+
 @pytest.mark.tensorrt
 @pytest.mark.gpu
 def test_irexport_run_runs_an_exported_engine(irexport_run, tmp_path):
-    """An engine built from an irexport export (prefill graph): random token ids in, logits [1, 8, vocab] out."""
+    """An irexport model.engine (one graph, profile 0 = prefill, 1 = decode): a prefill of random token ids with
+    an empty KV cache (past_key_values.* [1, kv_heads, 0, head_dim]), then one decode step on its present.*;
+    logits finite; inputs that do not fit the profile, a profile the engine lacks and a wrong dtype refused."""
     engine = os.environ.get("IREXPORT_TEST_ENGINE")
     if not engine:
-        pytest.skip("set IREXPORT_TEST_ENGINE to an engine built from an irexport export (and IREXPORT_PLUGINS "
+        pytest.skip("set IREXPORT_TEST_ENGINE to a model.engine built from an irexport export (and IREXPORT_PLUGINS "
                     "to its plugin libraries, separated by os.pathsep) to run this test")
     import torch
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU (torch.cuda.is_available() is False)")
     plugins = [a for lib in os.environ.get("IREXPORT_PLUGINS", "").split(os.pathsep) if lib for a in ("--plugins", lib)]
-    described = run(irexport_run, "--engine", engine, *plugins, "--describe")
-    assert described.returncode == 0, described.stderr
-    io = {fields[1]: fields for fields in map(str.split, described.stdout.splitlines())}
-    assert io["input_ids"][:3] == ["input", "input_ids", "int64"] and io["attention_mask"][0] == "input"
-    vocab = int(io["logits"][3].strip("[]").split(",")[-1])
+    prefill, outputs = describe(irexport_run, engine, plugins, 0)
+    decode, _ = describe(irexport_run, engine, plugins, 1)
+    past = [name for name in prefill if name.startswith("past_key_values.")]
+    assert past and set(prefill) == {"input_ids", "attention_mask", *past} and set(decode) == set(prefill), prefill
+    assert prefill["input_ids"][0] == "int64"
+    assert all(prefill[name][1][2] == prefill[name][2][2] == 0 for name in past), prefill  # prefill: empty cache
+    assert decode["input_ids"][1][1] == decode["input_ids"][2][1] == 1, decode  # decode: one new token
+    vocab = outputs["logits"][1][-1]
+
+    # a prompt length both phases accept: the prefill's sequence, then the decode's past_sequence
+    lo = max(prefill["input_ids"][1][1], decode[past[0]][1][2])
+    hi = min(prefill["input_ids"][2][1], decode[past[0]][2][2])
+    assert lo <= hi, (prefill["input_ids"], decode[past[0]])
+    seq = min(max(8, lo), hi)
 
     rng = np.random.default_rng(0)
-    np.save(tmp_path / "ids.npy", rng.integers(0, vocab, (1, 8), dtype=np.int64))
-    np.save(tmp_path / "mask.npy", np.ones((1, 8), np.int64))
-    inputs = ["--input", f"input_ids={tmp_path / 'ids.npy'}", "--input", f"attention_mask={tmp_path / 'mask.npy'}"]
-    result = run(irexport_run, "--engine", engine, *plugins, *inputs, "--output-dir", tmp_path / "out")
+    mask_dtype = npy_dtype(prefill["attention_mask"][0])
+    feed = {"input_ids": rng.integers(0, vocab, (1, seq), dtype=np.int64),
+            "attention_mask": np.ones((1, seq), mask_dtype)}
+    for name in past:
+        kv_heads, head_dim = prefill[name][1][1], prefill[name][1][3]
+        feed[name] = np.zeros((1, kv_heads, 0, head_dim), npy_dtype(prefill[name][0]))
+    inputs = save_feed(tmp_path / "prefill", feed)
+    result = run(irexport_run, "--engine", engine, *plugins, "--profile", 0, *inputs, "--output-dir", tmp_path / "out0")
     assert result.returncode == 0, result.stderr
-    assert any(line.startswith("logits ") and line.endswith(f" [1,8,{vocab}]") for line in result.stdout.splitlines())
-    logits = np.load(tmp_path / "out" / "logits.npy")
-    assert logits.shape == (1, 8, vocab) and np.isfinite(logits).all()
+    assert any(line.startswith("logits ") and line.endswith(f" [1,{seq},{vocab}]")
+               for line in result.stdout.splitlines()), result.stdout
+    logits = np.load(tmp_path / "out0" / "logits.npy")
+    assert logits.shape == (1, seq, vocab) and np.isfinite(logits).all()
+    present = {name: np.load(tmp_path / "out0" / (name.replace("past_key_values.", "present.") + ".npy"))
+               for name in past}
+    assert all(present[name].shape == (1, feed[name].shape[1], seq, feed[name].shape[3]) for name in past)
 
-    # a wrong input is refused before the GPU runs
-    np.save(tmp_path / "ids.npy", np.zeros((1, 8), np.float32))
+    # one decode step on the prefill's cache
+    step = {"input_ids": rng.integers(0, vocab, (1, 1), dtype=np.int64),
+            "attention_mask": np.ones((1, seq + 1), mask_dtype),
+            **{name: present[name].astype(npy_dtype(decode[name][0])) for name in past}}
+    result = run(irexport_run, "--engine", engine, *plugins, "--profile", 1, *save_feed(tmp_path / "decode", step),
+                 "--output-dir", tmp_path / "out1")
+    assert result.returncode == 0, result.stderr
+    logits = np.load(tmp_path / "out1" / "logits.npy")
+    assert logits.shape == (1, 1, vocab) and np.isfinite(logits).all()
+
+    # refused before the GPU runs: the prefill feed under the decode profile, a profile the engine lacks,
+    # a wrong dtype
+    refused = run(irexport_run, "--engine", engine, *plugins, "--profile", 1, *inputs, "--output-dir", tmp_path / "out")
+    assert refused.returncode == 2 and "with optimization profile 1" in refused.stderr.splitlines()[-1], refused.stderr
+    refused = run(irexport_run, "--engine", engine, *plugins, "--profile", 2, *inputs, "--output-dir", tmp_path / "out")
+    assert refused.returncode == 2, refused.stderr
+    assert "profile 2: the engine has 2 optimization profiles (0..1)" in refused.stderr.splitlines()[-1]
+    np.save(tmp_path / "prefill" / "input_ids.npy", np.zeros((1, seq), np.float32))
     refused = run(irexport_run, "--engine", engine, *plugins, *inputs, "--output-dir", tmp_path / "out")
     assert refused.returncode == 2 and "input 'input_ids': dtype float32" in refused.stderr.splitlines()[-1]

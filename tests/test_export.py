@@ -66,11 +66,11 @@ def test_manifest(exported):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"]["sha256"] == checkpoint_hash(model_dir)
     assert manifest["opset"] == 18 and manifest["dtype"] == "float32" and manifest["strategy"] == "compact"
-    prefill = {io["name"]: io for io in manifest["graphs"]["prefill"]["inputs"]}
-    assert prefill["input_ids"]["shape"] == ["batch", "sequence"]
-    decode = {io["name"]: io for io in manifest["graphs"]["decode"]["inputs"]}
-    assert decode["past_key_values.0.key"]["shape"][0] == "batch" and isinstance(decode["past_key_values.0.key"]["shape"][2], str)
-    outputs = [io["name"] for io in manifest["graphs"]["prefill"]["outputs"]]
+    inputs = {io["name"]: io for io in manifest["graph"]["inputs"]}
+    assert inputs["input_ids"]["shape"] == ["batch", "sequence"]
+    assert inputs["attention_mask"]["shape"] == ["batch", "past_sequence + sequence"]
+    assert inputs["past_key_values.0.key"]["shape"] == ["batch", 2, "past_sequence", 16]
+    outputs = [io["name"] for io in manifest["graph"]["outputs"]]
     assert outputs[:3] == ["logits", "decisions", "router_margin"] and "present.1.value" in outputs
     names = {op["name"] for op in manifest["custom_ops"]}
     assert names == {"RouteArgmax", "RouteIndex", "RouteSeqIndex", "RouteGather", "RouteScatterAdd"}
@@ -80,34 +80,33 @@ def test_manifest(exported):
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_weights_are_stored_once(exported, dtype):
-    """Both graphs point into one weights.data, and it holds each distinct tensor once: the export is the
-    size of its weights (the model's parameters), not twice it."""
+    """The graph points into weights.data, and it holds each distinct tensor once: the export is the size
+    of its weights (the model's parameters)."""
     out, model_dir = exported("informed", "compact", dtype)
     weights = out / "weights.data"
     assert json.loads((out / "manifest.json").read_text())["weights"] == {
         "file": "weights.data", "bytes": weights.stat().st_size, "sha256": sha256(weights)}
     stored = {}
-    for name in ("model.onnx", "decode.onnx"):
-        graph = onnx.load(str(out / name), load_external_data=False).graph
-        external = [t for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-        assert external and all({e.key: e.value for e in t.external_data}["location"] == "weights.data" for t in external)
-        for t in external:
-            info = {e.key: int(e.value) for e in t.external_data if e.key != "location"}
-            stored[info["offset"]] = info["length"]
-        assert (out / name).stat().st_size < 1 << 20  # the graph file holds no weights
+    graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
+    external = [t for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert external and all({e.key: e.value for e in t.external_data}["location"] == "weights.data" for t in external)
+    for t in external:
+        info = {e.key: int(e.value) for e in t.external_data if e.key != "location"}
+        stored[info["offset"]] = info["length"]
+    assert (out / "model.onnx").stat().st_size < 1 << 20  # the graph file holds no weights
     parameters = sum(p.numel() for p in load_model(model_dir).parameters()) * (4 if dtype == "float32" else 2)
     assert sum(stored.values()) <= weights.stat().st_size < 1.1 * parameters  # once (plus folded copies of small ones)
-    model = onnx.load(str(out / "model.onnx"))  # the graphs load with their weights from the shared file
+    model = onnx.load(str(out / "model.onnx"))  # the graph loads with its weights from the file
     assert sum(onnx.numpy_helper.to_array(t).nbytes for t in model.graph.initializer) > 0.9 * parameters
 
 
 def test_export_is_byte_identical(tmp_path, exported, cli):
     out, model_dir = exported("mod", "compact")
     assert cli("export", model_dir, "-o", tmp_path / "again")[0] == 0
-    for f in ("model.onnx", "decode.onnx"):
+    for f in ("model.onnx", "weights.data"):
         assert (out / f).read_bytes() == (tmp_path / "again" / f).read_bytes(), f
     first, again = (json.loads((d / "manifest.json").read_text()) for d in (out, tmp_path / "again"))
-    assert first["graphs"] == again["graphs"] and first["source"]["sha256"] == again["source"]["sha256"]
+    assert first["graph"] == again["graph"] and first["source"]["sha256"] == again["source"]["sha256"]
 
 
 def test_export_is_byte_identical_across_processes(tmp_path, exported):
@@ -125,12 +124,37 @@ def test_export_is_byte_identical_across_processes(tmp_path, exported):
                              capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
     files = sorted(p.name for p in outs[0].iterdir())
-    assert files == sorted(p.name for p in outs[1].iterdir()) and {"model.onnx", "decode.onnx", "manifest.json"} <= set(files)
+    assert files == sorted(p.name for p in outs[1].iterdir()) == ["manifest.json", "model.onnx", "weights.data"]
     for name in files:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
-    for name in ("model.onnx", "decode.onnx"):
-        proto = onnx.load(str(outs[0] / name), load_external_data=False)
-        assert not proto.graph.metadata_props and not any(n.metadata_props for n in proto.graph.node), name
+    proto = onnx.load(str(outs[0] / "model.onnx"), load_external_data=False)
+    assert not proto.graph.metadata_props and not any(n.metadata_props for n in proto.graph.node)
+
+
+@pytest.mark.parametrize("name", ["informed", "mod"])
+def test_one_session_serves_prefill_decode_and_chunks(exported, name):
+    """The one graph in one ONNX Runtime session: a prefill (empty cache), a chunk of 3 tokens extending
+    the cache, then one token, each equal to the reference's forward on the same cache."""
+    from irexport.generate import OnnxGenerator, cache_feed, prefill_feed
+
+    out, model_dir = exported(name)
+    model = load_model(model_dir)
+    session = OnnxGenerator(out)
+    ids = np.random.default_rng(7).integers(0, 257, (2, 12))
+    mask = np.ones_like(ids)
+    mask[1, :3] = 0
+    got = session.run(prefill_feed(session.manifest, {"input_ids": ids[:, :8], "attention_mask": mask[:, :8]}))
+    with torch.no_grad():
+        ref = model(torch.from_numpy(ids[:, :8]), attention_mask=torch.from_numpy(mask[:, :8]), mode="compact")
+        for start, stop in ((8, 11), (11, 12)):
+            np.testing.assert_array_equal(got["decisions"], ref.execute.numpy())
+            np.testing.assert_allclose(got["logits"], ref.logits.numpy(), atol=1e-4)
+            feed = {"input_ids": ids[:, start:stop], "attention_mask": mask[:, :stop], **cache_feed(got, LAYERS)}
+            got = session.run(feed)
+            ref = model(torch.from_numpy(ids[:, start:stop]), attention_mask=torch.from_numpy(mask[:, :stop]),
+                        past_key_values=ref.past_key_values, mode="compact")
+        np.testing.assert_array_equal(got["decisions"], ref.execute.numpy())
+        np.testing.assert_allclose(got["logits"], ref.logits.numpy(), atol=1e-4)
 
 
 def test_generate_command_matches_the_reference(exported, cli, tmp_path):
@@ -154,7 +178,7 @@ def test_parity_command_fails_on_a_broken_export(exported, cli, tmp_path):
     out, model_dir = exported("skipgpt", "masked")
     broken = tmp_path / "broken"
     broken.mkdir()
-    for f in ("decode.onnx", "manifest.json", "weights.data"):
+    for f in ("manifest.json", "weights.data"):
         (broken / f).write_bytes((out / f).read_bytes())
     model = onnx.load(str(out / "model.onnx"))
     lm_head = next(t for t in model.graph.initializer if list(t.dims) == [64, 257])
@@ -174,12 +198,11 @@ def test_interrupted_export_leaves_nothing(exported, cli, tmp_path, monkeypatch)
     _, model_dir = exported("informed")
     real = onnx_export.export_graph
 
-    def interrupt_on_decode(model, graph, *args):
-        if graph == "decode":
-            raise KeyboardInterrupt
-        return real(model, graph, *args)
+    def interrupt_after_tracing(*args):
+        real(*args)  # weights.data is written by now
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(onnx_export, "export_graph", interrupt_on_decode)
+    monkeypatch.setattr(onnx_export, "export_graph", interrupt_after_tracing)
     code, _, err = cli("export", model_dir, "-o", tmp_path / "out")
     assert code == 130 and "interrupted" in err
     assert list(tmp_path.iterdir()) == [], "no model.onnx and no temporary directory may remain"

@@ -121,6 +121,22 @@ def test_mod_decode_uses_the_causal_threshold():
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("name", list(FAMILY_SETTINGS))
+def test_an_empty_cache_is_a_prefill(name):
+    """The exported graph always takes a cache; with no token in it (past length 0) the forward is the
+    prefill, for MoD too (top-k capacity, not the decode threshold)."""
+    model = tiny(name)
+    ids, mask = random_ids(3, 10, seed=4), left_padding_mask([10, 7, 4], 10)
+    cfg = model.config
+    empty = tuple((torch.zeros(3, cfg.num_key_value_heads, 0, cfg.head_dim),) * 2 for _ in range(cfg.num_hidden_layers))
+    for mode in ("masked", "compact"):
+        plain = model(ids, attention_mask=mask, mode=mode)
+        cached = model(ids, attention_mask=mask, past_key_values=empty, mode=mode)
+        assert torch.equal(plain.execute, cached.execute)
+        assert torch.allclose(plain.logits, cached.logits, atol=1e-6)  # cat with an empty cache may change the layout
+
+
+@torch.no_grad()
 def test_sequence_pooling_routes_whole_sequences():
     model = tiny("router_tuning_seq")
     ids = random_ids(6, 20, seed=3)

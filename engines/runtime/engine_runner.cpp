@@ -48,11 +48,7 @@ void checkCuda(cudaError_t status, char const* what)
         throw std::runtime_error(std::string("CUDA error while ") + what + ": " + cudaGetErrorString(status));
 }
 
-struct CudaFree
-{
-    void operator()(void* p) const { cudaFree(p); }
-};
-using DevicePtr = std::unique_ptr<void, CudaFree>;
+using DevicePtr = std::unique_ptr<void, DeviceFree>;
 
 DevicePtr deviceAlloc(size_t bytes)
 {
@@ -108,6 +104,16 @@ std::vector<uint8_t> bf16ToFloat(std::vector<uint8_t> const& data)
     return out;
 }
 
+// The engine's inputs, for messages: "input_ids, attention_mask, ...".
+std::string inputNames(std::vector<TensorDesc> const& tensors)
+{
+    std::string names;
+    for (auto const& t : tensors)
+        if (t.isInput)
+            names += (names.empty() ? "" : ", ") + t.name;
+    return names;
+}
+
 // Device memory for one output, allocated when TensorRT asks: data-dependent output shapes (routed token
 // counts) are only known during enqueueV3. The shape starts as the context's and is updated by notifyShape.
 class OutputAllocator : public nvinfer1::IOutputAllocator
@@ -118,12 +124,15 @@ public:
     void* reallocateOutputAsync(char const* name, void* /*current*/, uint64_t size, uint64_t alignment,
         cudaStream_t /*stream*/) noexcept override
     {
-        if (size > mSize)
+        // TensorRT asks for a positive size even for an empty output; 1 byte at least anyway, since returning
+        // nullptr means failure and cudaMalloc(0) may give it.
+        uint64_t const bytes = std::max<uint64_t>(size, 1);
+        if (bytes > mSize)
         {
             try
             {
-                mMemory = deviceAlloc(size);
-                mSize = size;
+                mMemory = deviceAlloc(bytes);
+                mSize = bytes;
             }
             catch (std::exception const& e) // TensorRT fails enqueueV3 on nullptr; run() reports mError
             {
@@ -155,6 +164,11 @@ private:
 };
 
 } // namespace
+
+void DeviceFree::operator()(void* p) const noexcept
+{
+    cudaFree(p);
+}
 
 void Logger::log(Severity severity, char const* msg) noexcept
 {
@@ -219,16 +233,15 @@ EngineRunner::EngineRunner(std::string const& enginePath, std::vector<std::strin
         throw InputError(enginePath
             + ": not a TensorRT engine this runtime can load (truncated, built by another TensorRT version, or a "
               "plugin it needs is not loaded)");
-    mContext.reset(mEngine->createExecutionContext());
-    if (!mContext)
-        throw std::runtime_error(
-            enginePath + ": TensorRT could not create an execution context (see its messages above)");
+    // The execution contexts come with each profile's first run (context()): one per profile, so switching
+    // between prefill and decode never re-selects a profile, and all of them run on this one engine.
+    mContexts.resize(static_cast<size_t>(mEngine->getNbOptimizationProfiles()));
 
     for (int32_t i = 0; i < mEngine->getNbIOTensors(); ++i)
     {
         char const* name = mEngine->getIOTensorName(i);
         TensorDesc t{name, mEngine->getTensorIOMode(name) == nvinfer1::TensorIOMode::kINPUT,
-            mEngine->getTensorDataType(name), DType::kFloat32, toVector(mEngine->getTensorShape(name)), {}, {}};
+            mEngine->getTensorDataType(name), DType::kFloat32, toVector(mEngine->getTensorShape(name))};
         EngineType const* type = engineType(t.type);
         if (!type)
             throw InputError(enginePath + ": tensor '" + t.name + "' has TensorRT data type "
@@ -241,26 +254,73 @@ EngineRunner::EngineRunner(std::string const& enginePath, std::vector<std::strin
         if (t.isInput && mEngine->isShapeInferenceIO(name))
             throw InputError(
                 enginePath + ": input '" + t.name + "' is a shape tensor (read on the host): not supported");
-        if (t.isInput)
+        std::vector<ShapeRange> ranges;
+        for (int32_t profile = 0; t.isInput && profile < profileCount(); ++profile)
         {
             // An engine without dynamic inputs reports no profile shapes: its own shape is the only one.
-            auto profile = [&](nvinfer1::OptProfileSelector which) {
-                Dims const d = mEngine->getProfileShape(name, 0, which);
+            auto profileShape = [&](nvinfer1::OptProfileSelector which) {
+                Dims const d = mEngine->getProfileShape(name, profile, which);
                 return d.nbDims == static_cast<int32_t>(t.shape.size()) ? toVector(d) : t.shape;
             };
-            t.min = profile(nvinfer1::OptProfileSelector::kMIN);
-            t.max = profile(nvinfer1::OptProfileSelector::kMAX);
+            ranges.push_back(
+                {profileShape(nvinfer1::OptProfileSelector::kMIN), profileShape(nvinfer1::OptProfileSelector::kMAX)});
         }
         mTensors.push_back(std::move(t));
+        mRanges.push_back(std::move(ranges));
     }
 }
 
-void EngineRunner::validate(std::map<std::string, NpyArray> const& inputs) const
+void EngineRunner::checkProfile(int32_t profile) const
 {
-    std::string expected;
-    for (auto const& t : mTensors)
-        if (t.isInput)
-            expected += (expected.empty() ? "" : ", ") + t.name;
+    int32_t const profiles = profileCount();
+    if (profile < 0 || profile >= profiles)
+        throw InputError("profile " + std::to_string(profile) + ": the engine has " + std::to_string(profiles)
+            + " optimization profile" + (profiles == 1 ? "" : "s") + " (0.." + std::to_string(profiles - 1) + ")");
+}
+
+ShapeRange const& EngineRunner::profileRange(std::string const& input, int32_t profile) const
+{
+    checkProfile(profile);
+    for (size_t i = 0; i < mTensors.size(); ++i)
+        if (mTensors[i].isInput && mTensors[i].name == input)
+            return mRanges[i][static_cast<size_t>(profile)];
+    throw InputError("'" + input + "' is not an input of the engine (its inputs: " + inputNames(mTensors) + ")");
+}
+
+nvinfer1::IExecutionContext& EngineRunner::context(int32_t profile, cudaStream_t stream)
+{
+    std::unique_ptr<nvinfer1::IExecutionContext>& slot = mContexts[static_cast<size_t>(profile)];
+    if (slot)
+        return *slot;
+    // The contexts never run at the same time (run() holds mRunMutex and synchronizes before it returns), so
+    // they share one block of activation memory, the largest any profile needs, instead of one each
+    // (kSTATIC). Each context keeps its own profile: TensorRT allows contexts in concurrent use only on
+    // separate profiles, and a context that never switches never pays for the switch again.
+    int64_t const bytes = mEngine->getDeviceMemorySizeV2();
+    if (!mActivations && bytes > 0)
+        mActivations = deviceAlloc(static_cast<size_t>(bytes));
+    std::unique_ptr<nvinfer1::IExecutionContext> created(
+        mEngine->createExecutionContext(nvinfer1::ExecutionContextAllocationStrategy::kUSER_MANAGED));
+    if (!created)
+        throw std::runtime_error("TensorRT could not create an execution context for optimization profile "
+            + std::to_string(profile) + " (see its messages above)");
+    created->setDeviceMemoryV2(mActivations.get(), bytes); // nullptr is allowed when the size is 0
+    // A new context is on profile 0. Any other is selected once, here, before its first setInputShape
+    // (TensorRT's order); the switch may enqueue copies, waited for so that no later stream can overtake them.
+    if (profile != created->getOptimizationProfile())
+    {
+        if (!created->setOptimizationProfileAsync(profile, stream))
+            throw std::runtime_error("TensorRT could not select optimization profile " + std::to_string(profile)
+                + " (see its messages above)");
+        checkCuda(cudaStreamSynchronize(stream), "selecting the optimization profile");
+    }
+    slot = std::move(created);
+    return *slot;
+}
+
+void EngineRunner::validate(std::map<std::string, NpyArray> const& inputs, int32_t profile) const
+{
+    std::string const expected = inputNames(mTensors);
     for (auto const& entry : inputs)
     {
         auto const it = std::find_if(mTensors.begin(), mTensors.end(),
@@ -268,10 +328,12 @@ void EngineRunner::validate(std::map<std::string, NpyArray> const& inputs) const
         if (it == mTensors.end())
             throw InputError("unknown input '" + entry.first + "' (the engine's inputs: " + expected + ")");
     }
-    for (auto const& t : mTensors)
+    for (size_t i = 0; i < mTensors.size(); ++i)
     {
+        TensorDesc const& t = mTensors[i];
         if (!t.isInput)
             continue;
+        ShapeRange const& range = mRanges[i][static_cast<size_t>(profile)];
         auto const it = inputs.find(t.name);
         if (it == inputs.end())
             throw InputError("missing input '" + t.name + "' (the engine's inputs: " + expected + ")");
@@ -282,23 +344,26 @@ void EngineRunner::validate(std::map<std::string, NpyArray> const& inputs) const
         if (a.data.size() != size_t(a.numel()) * dtypeSize(a.dtype))
             throw InputError("input '" + t.name + "': " + std::to_string(a.data.size()) + " bytes of data for shape "
                 + shapeString(a.shape) + " " + dtypeName(a.dtype));
-        bool fits = a.shape.size() == t.min.size();
+        bool fits = a.shape.size() == range.min.size();
         for (size_t d = 0; fits && d < a.shape.size(); ++d)
-            fits = t.min[d] <= a.shape[d] && a.shape[d] <= t.max[d];
+            fits = range.min[d] <= a.shape[d] && a.shape[d] <= range.max[d];
         if (!fits)
             throw InputError("input '" + t.name + "': shape " + shapeString(a.shape)
-                + " is outside what the engine accepts (from " + shapeString(t.min) + " to " + shapeString(t.max)
-                + ")");
+                + " is outside what the engine accepts with optimization profile " + std::to_string(profile)
+                + " (from " + shapeString(range.min) + " to " + shapeString(range.max) + ")");
     }
 }
 
-std::map<std::string, NpyArray> EngineRunner::run(std::map<std::string, NpyArray> const& inputs)
+std::map<std::string, NpyArray> EngineRunner::run(std::map<std::string, NpyArray> const& inputs, int32_t profile)
 {
-    validate(inputs);
+    checkProfile(profile);
+    validate(inputs, profile);
+    std::lock_guard<std::mutex> const lock(mRunMutex);
 
     cudaStream_t rawStream = nullptr;
     checkCuda(cudaStreamCreate(&rawStream), "creating a stream");
     Stream const stream(rawStream);
+    nvinfer1::IExecutionContext& ctx = context(profile, stream.get());
 
     std::vector<DevicePtr> inputMemory; // alive until the outputs are copied back
     std::vector<std::unique_ptr<OutputAllocator>> allocators;
@@ -307,29 +372,32 @@ std::map<std::string, NpyArray> EngineRunner::run(std::map<std::string, NpyArray
         if (!t.isInput)
             continue;
         NpyArray const& a = inputs.at(t.name);
-        if (!mContext->setInputShape(t.name.c_str(), toDims(a.shape)))
+        if (!ctx.setInputShape(t.name.c_str(), toDims(a.shape)))
             throw std::runtime_error("input '" + t.name + "': TensorRT refused shape " + shapeString(a.shape));
         std::vector<uint8_t> const converted = t.type == DataType::kBF16 ? floatToBf16(a.data) : std::vector<uint8_t>();
         std::vector<uint8_t> const& host = t.type == DataType::kBF16 ? converted : a.data;
-        // TensorRT wants a non-null address even for an empty input.
+        // An empty input (a prefill's past_key_values.*, [batch, heads, 0, head_dim]) still needs a non-null
+        // address (setTensorAddress: every input before enqueueV3), and cudaMalloc(0) may give nullptr.
         inputMemory.push_back(deviceAlloc(std::max<size_t>(host.size(), 1)));
         if (!host.empty())
             checkCuda(cudaMemcpy(inputMemory.back().get(), host.data(), host.size(), cudaMemcpyHostToDevice),
                 "copying an input to the GPU");
-        if (!mContext->setTensorAddress(t.name.c_str(), inputMemory.back().get()))
+        if (!ctx.setTensorAddress(t.name.c_str(), inputMemory.back().get()))
             throw std::runtime_error("input '" + t.name + "': TensorRT refused its device address");
     }
     for (auto const& t : mTensors)
     {
         if (t.isInput)
             continue;
-        allocators.push_back(std::make_unique<OutputAllocator>(mContext->getTensorShape(t.name.c_str())));
-        if (!mContext->setOutputAllocator(t.name.c_str(), allocators.back().get()))
+        allocators.push_back(std::make_unique<OutputAllocator>(ctx.getTensorShape(t.name.c_str())));
+        if (!ctx.setOutputAllocator(t.name.c_str(), allocators.back().get()))
             throw std::runtime_error("output '" + t.name + "': TensorRT refused its output allocator");
     }
 
-    if (!mContext->enqueueV3(stream.get()))
+    if (!ctx.enqueueV3(stream.get()))
     {
+        // whatever it launched finishes before the buffers are freed and another run uses the activations
+        cudaStreamSynchronize(stream.get());
         std::string reasons;
         for (auto const& a : allocators)
             reasons += a->error().empty() ? "" : "; " + a->error();

@@ -2,6 +2,7 @@
 // Exit codes: 0 success, 2 bad usage or input (one "irexport-run: error: ..." line), 1 CUDA/TensorRT failure.
 #include "engine_runner.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -14,16 +15,20 @@ using irexport::InputError;
 namespace
 {
 
-constexpr char kUsage[] = R"(usage: irexport-run --engine FILE [--plugins LIB]... --input NAME=FILE.npy...
+constexpr char kUsage[] = R"(usage: irexport-run --engine FILE [--plugins LIB]... [--profile N] --input NAME=FILE.npy...
                     --output-dir DIR [--verbose] [--allow-host-code]
-       irexport-run --engine FILE [--plugins LIB]... --describe
+       irexport-run --engine FILE [--plugins LIB]... [--profile N] --describe
 
 Runs a serialized TensorRT engine on .npy inputs and writes each output to DIR/NAME.npy.
-  --engine FILE       the serialized engine
+  --engine FILE       the serialized engine, e.g. an irexport model.engine
   --plugins LIB       a plugin library the engine needs (repeatable), e.g. libirexport_plugins.so
+  --profile N         the optimization profile to run with (default 0). irexport's model.engine has
+                      0 = prefill (an empty KV cache: every past_key_values.* input with 0 tokens,
+                      e.g. [batch, kv_heads, 0, head_dim]) and 1 = decode (1 new token per sequence)
   --input NAME=FILE   an engine input from a .npy file (repeatable); bfloat16 inputs take float32 arrays
   --output-dir DIR    where the outputs are written (created if missing); bfloat16 outputs as float32
-  --describe          print the engine's inputs and outputs (dtype, shape, accepted shapes) and exit
+  --describe          print the profile, the engine's inputs and outputs (dtype, shape, the shapes
+                      that profile accepts) and exit
   --verbose           also print TensorRT's info and verbose messages (default: warnings and errors)
   --allow-host-code   let a version-compatible engine run the plugin code serialized into it
                       (only for engine files you trust)
@@ -37,10 +42,22 @@ struct Options
     std::vector<std::string> plugins;
     std::map<std::string, std::string> inputs; // name -> .npy path
     std::string outputDir;
+    int32_t profile{0};
     bool describe{false};
     bool verbose{false};
     bool allowHostCode{false};
 };
+
+// Digits only: no sign, no spaces, no trailing text (what stoi would let through); whether the engine has
+// that profile is checked once it is loaded.
+int32_t profileIndex(std::string const& text)
+{
+    bool const digits = !text.empty() && text.size() <= 9
+        && std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    if (!digits)
+        throw InputError("--profile takes a non-negative integer, got '" + text + "'");
+    return static_cast<int32_t>(std::stol(text));
+}
 
 // nullopt: --help was printed.
 std::optional<Options> parse(int argc, char** argv)
@@ -74,6 +91,8 @@ std::optional<Options> parse(int argc, char** argv)
         }
         else if (arg == "--output-dir")
             o.outputDir = value();
+        else if (arg == "--profile")
+            o.profile = profileIndex(value());
         else if (arg == "--describe")
             o.describe = true;
         else if (arg == "--verbose")
@@ -132,14 +151,20 @@ int run(Options const& o)
 
     irexport::EngineRunner runner(o.engine, o.plugins,
         o.verbose ? nvinfer1::ILogger::Severity::kVERBOSE : nvinfer1::ILogger::Severity::kWARNING, o.allowHostCode);
+    runner.checkProfile(o.profile); // with the engine, before the inputs are compared with it
     if (o.describe)
     {
+        std::printf("profile %d (the engine has %d optimization profile%s)\n", o.profile, runner.profileCount(),
+            runner.profileCount() == 1 ? "" : "s");
         for (auto const& t : runner.tensors())
         {
             std::string line = std::string(t.isInput ? "input " : "output ") + t.name + " " + irexport::typeName(t.type)
                 + " " + irexport::shapeString(t.shape);
             if (t.isInput)
-                line += " from " + irexport::shapeString(t.min) + " to " + irexport::shapeString(t.max);
+            {
+                irexport::ShapeRange const& range = runner.profileRange(t.name, o.profile);
+                line += " from " + irexport::shapeString(range.min) + " to " + irexport::shapeString(range.max);
+            }
             std::puts(line.c_str());
         }
         return 0;
@@ -156,7 +181,7 @@ int run(Options const& o)
             throw InputError("two outputs would both be written to " + files.back().second);
     }
 
-    std::map<std::string, irexport::NpyArray> const outputs = runner.run(inputs);
+    std::map<std::string, irexport::NpyArray> const outputs = runner.run(inputs, o.profile);
     for (auto const& [name, file] : files)
     {
         irexport::NpyArray const& array = outputs.at(name);

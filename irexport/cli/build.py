@@ -1,4 +1,4 @@
-"""``irexport build``: TensorRT engines (prefill and decode) of an export, from a recipe."""
+"""``irexport build``: the TensorRT engine of an export (one optimization profile per phase), from a recipe."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ RECIPES = Path(__file__).resolve().parents[2] / "engines" / "recipes"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("build", help="build TensorRT engines of an export from a recipe",
-                       description="Build the prefill and decode TensorRT engines of an export through Polygraphy's "
-                                   "loaders, with irexport's plugin library loaded so that the routing nodes run as "
-                                   "CUDA plugins. Writes the engines, build_settings.json and build_report.json. "
+    p = sub.add_parser("build", help="build the TensorRT engine of an export from a recipe",
+                       description="Build the TensorRT engine of an export (optimization profile 0: prefill with an "
+                                   "empty cache, 1: decode) through Polygraphy's loaders, with irexport's plugin "
+                                   "library loaded so that the routing nodes run as CUDA plugins. Writes model.engine, "
+                                   "build_settings.json and build_report.json. "
                                    f"Recipes: {RECIPES}. Exit 0 built, 2 bad input or TensorRT missing.")
     p.add_argument("export_dir", type=Path, help="directory written by irexport export")
     p.add_argument("--recipe", type=Path, required=True, help="recipe YAML, e.g. engines/recipes/demo.yaml")
@@ -30,24 +31,24 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from ..engine.build import build_engines
+    from ..engine.build import build_engine
     from ..engine.loading import find_plugin_library, require_tensorrt
     from ..engine.profiles import check_precision, input_shapes
     from ..engine.recipe import load_recipe
-    from ..export.manifest import load_manifest
+    from ..export.manifest import PHASES, load_manifest
 
     manifest = load_manifest(args.export_dir)
     recipe = load_recipe(args.recipe)
     check_precision(manifest, recipe, str(args.recipe))
-    for graph in ("prefill", "decode"):
-        input_shapes(manifest, recipe, graph)  # every dynamic axis is covered: fail before TensorRT is asked
+    for phase in PHASES:
+        input_shapes(manifest, recipe, phase)  # every dynamic axis is covered: fail before TensorRT is asked
     require_tensorrt()
     plugins = None if args.no_plugins else find_plugin_library(args.plugins)
     timing_cache = args.timing_cache or (args.export_dir / recipe.timing_cache if recipe.timing_cache else None)
     out = args.output or args.export_dir / "engines" / recipe.name
-    report = build_engines(args.export_dir, recipe, out, plugins, timing_cache, args.overwrite, log=log)
-    for graph, engine in report["engines"].items():
-        print(f"{graph:<8} {out / engine['file']}  {engine['bytes'] / 2**20:.1f} MiB  {engine['network_layers']} layers  "
-              f"routing: {sum(engine['routing']['plugins'].values())} plugins, {sum(engine['routing']['inlined'].values())} inlined")
+    engine = build_engine(args.export_dir, recipe, out, plugins, timing_cache, args.overwrite, log=log)["engine"]
+    print(f"engine   {out / engine['file']}  {engine['bytes'] / 2**20:.1f} MiB  {engine['network_layers']} layers  "
+          f"profiles: {', '.join(engine['profiles'])}  routing: {sum(engine['routing']['plugins'].values())} plugins, "
+          f"{sum(engine['routing']['inlined'].values())} inlined")
     print(f"report   {out / 'build_report.json'}")
     return 0

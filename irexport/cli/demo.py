@@ -13,12 +13,12 @@ def add_parser(sub) -> None:
                        description="The pipeline on the embedded default model (tiny Llama, informed routing, seed 0): "
                                    "init DIR/model, inspect it, run the reference into DIR/reference, export to DIR/onnx "
                                    "(compact strategy) and check ONNX Runtime parity. With --tensorrt, also build the "
-                                   "TensorRT engines (engines/recipes/demo.yaml, the plugin library) and check TensorRT "
+                                   "TensorRT engine (engines/recipes/demo.yaml, the plugin library) and check TensorRT "
                                    "parity and generation: the docker image's default. Exit 0 when parity passes.")
     p.add_argument("--dir", type=Path, default=Path("irexport-demo"), help="working directory (default: ./irexport-demo)")
     p.add_argument("--family", default="informed", choices=("informed", "skipgpt", "router_tuning", "mod"),
                    help="routing family of the demo model (default: informed)")
-    p.add_argument("--tensorrt", action="store_true", help="also build TensorRT engines and compare them (needs TensorRT, "
+    p.add_argument("--tensorrt", action="store_true", help="also build the TensorRT engine and compare it (needs TensorRT, "
                                                           "a GPU and the plugin library: see docker/)")
     p.add_argument("--plugins", type=Path, help="with --tensorrt: plugin library (default: $IREXPORT_PLUGINS, else "
                                                 "build/plugins/libirexport_plugins.so)")
@@ -52,14 +52,14 @@ def main(args) -> int:
     export.main(_parsed("export", model_dir, "-o", onnx_dir, "--overwrite"))
     backends = "onnxrt"
     if args.tensorrt:
-        log(f"step 5/{steps}: build TensorRT engines ({build.RECIPES / 'demo.yaml'})")
+        log(f"step 5/{steps}: build the TensorRT engine ({build.RECIPES / 'demo.yaml'})")
         build.main(_parsed("build", onnx_dir, "--recipe", build.RECIPES / "demo.yaml", "--overwrite", *plugins))
         backends = "onnxrt,trt"
     log(f"step {steps - 1 if args.tensorrt else 5}/{steps}: parity of {backends.replace(',', ' and ')} against the reference")
     code = parity.main(_parsed("parity", onnx_dir, "--inputs", ref_dir / "inputs.polygraphy.json", "--backends", backends,
                                *plugins))
     if args.tensorrt and code == 0:
-        log(f"step 7/{steps}: generate with the TensorRT engines")
+        log(f"step 7/{steps}: generate with the TensorRT engine")
         from . import generate
 
         code = generate.main(_parsed("generate", onnx_dir, "--prompt", "Token-routed models", "--engine",

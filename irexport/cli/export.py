@@ -1,4 +1,4 @@
-"""``irexport export``: a routed model to ONNX (prefill and decode graphs + manifest)."""
+"""``irexport export``: a routed model to ONNX (one graph for prefill and decode + manifest)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from .common import log
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a routed model to ONNX with the routing as custom ops",
-                       description="Write OUT/model.onnx (prefill), OUT/decode.onnx (one new token per sequence + past "
-                                   "K/V), OUT/weights.data (the weights of both, stored once) and OUT/manifest.json. Routing ops are custom nodes (domain irexport) that carry "
+                       description="Write OUT/model.onnx (one graph for prefill and decode: new tokens + past K/V, "
+                                   "which a prefill passes empty), OUT/weights.data (its weights) and OUT/manifest.json. "
+                                   "Routing ops are custom nodes (domain irexport) that carry "
                                    "plugin_namespace/plugin_version and a model-local function body in standard ONNX, so "
                                    "the files run in stock ONNX Runtime and TensorRT can swap in plugins.")
     p.add_argument("model", type=Path, help="model directory in irexport's format")

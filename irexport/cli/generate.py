@@ -9,15 +9,16 @@ from .common import int_in
 
 def add_parser(sub) -> None:
     p = sub.add_parser("generate", help="greedy generation with ONNX Runtime or TensorRT engines",
-                       description="Greedy generation with the exported prefill and decode graphs in ONNX Runtime, or "
-                                   "with their TensorRT engines (--engine, irexport.runtime). One JSON line per sequence.")
+                       description="Greedy generation with the exported graph in ONNX Runtime (one session for prefill "
+                                   "and decode), or with its TensorRT engine (--engine, irexport.runtime). One JSON line "
+                                   "per sequence.")
     p.add_argument("export_dir", type=Path, help="directory written by irexport export")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", action="append", help="text (needs the source model's tokenizer); repeat for a batch")
     src.add_argument("--input-ids", type=Path, help=".npy of token ids [batch, seq]")
     p.add_argument("--max-new-tokens", type=int_in(1, 1 << 16), default=16, help="default: 16")
     p.add_argument("--engine", type=Path, help="engine directory from irexport build: generate with TensorRT")
-    p.add_argument("--plugins", type=Path, help="with --engine: plugin library (default: the one the engines were built with)")
+    p.add_argument("--plugins", type=Path, help="with --engine: plugin library (default: the one the engine was built with)")
     p.set_defaults(func=main)
 
 

@@ -10,8 +10,8 @@ from .common import BATCH, NEW_TOKENS, SEED, SEED_MAX, TOKENS, log
 
 def add_parser(sub) -> None:
     p = sub.add_parser("parity", help="compare ONNX Runtime / TensorRT against the PyTorch reference",
-                       description="Compare the exported graphs, run by ONNX Runtime and/or the TensorRT engines through "
-                                   "Polygraphy, against the PyTorch reference: routing decisions per layer and unit "
+                       description="Compare the exported graph in both phases (prefill, decode), run by ONNX "
+                                   "Runtime and/or the TensorRT engine through Polygraphy, against the PyTorch reference: routing decisions per layer and unit "
                                    "(near-tie flips within the dtype's epsilon are counted and allowed), logits and KV cache "
                                    "(Polygraphy Comparator; float16/bfloat16 bounded by 2x PyTorch's own error in that "
                                    "precision), and greedy generation. Exit 0 pass, 1 fail, 2 bad input.")
@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
                    help="comma-separated: torch (the reference, always run), onnxrt, trt (default: torch,onnxrt)")
     p.add_argument("--engine", type=Path, help="trt: engine directory from irexport build (default: the only one "
                                                "under EXPORT_DIR/engines/)")
-    p.add_argument("--plugins", type=Path, help="trt: plugin library (default: the one the engines were built with)")
+    p.add_argument("--plugins", type=Path, help="trt: plugin library (default: the one the engine was built with)")
     p.add_argument("--model", type=Path, help="reference model directory (default: the export's source)")
     p.add_argument("--inputs", type=Path, help="inputs: Polygraphy JSON (irexport run writes one) or .npz "
                                                "(default: seeded random tokens with padding)")

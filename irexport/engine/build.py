@@ -1,9 +1,11 @@
-"""Build the prefill and decode TensorRT engines of an export from a recipe, through Polygraphy's loaders.
+"""Build the TensorRT engine of an export from a recipe, through Polygraphy's loaders.
 
-Writes ``prefill.engine``, ``decode.engine``, ``build_settings.json`` (the exact settings, enough to
-rebuild) and ``build_report.json`` (what was built: TensorRT version, plugin library hash, layer
-counts, which routing nodes became plugins and which TensorRT inlined from their function bodies,
-and each engine's size, hash and input ranges, which the runtimes check before loading).
+One engine serves both phases, so the GPU holds one copy of the weights: optimization profile 0 is
+prefill (an empty cache), profile 1 decode (one new token per sequence), as ``profiles`` derives them.
+Writes ``model.engine``, ``build_settings.json`` (the exact settings, enough to rebuild) and
+``build_report.json`` (what was built: TensorRT version, plugin library hash, layer count, which
+routing nodes became plugins and which TensorRT inlined from their function bodies, and the engine's
+size, hash and each profile's input ranges, which the runtimes check before loading).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from pathlib import Path
 from .. import __version__
 from ..atomic import atomic_dir
 from ..errors import IrexportError
-from ..export.manifest import load_manifest
+from ..export.manifest import PHASES, load_manifest
 from ..ops.spec import DOMAIN
 from .loading import load_plugin_library, require_tensorrt, sha256, unload_plugin_libraries, version_tuple
 from .profiles import check_precision, input_shapes
 from .recipe import Recipe
 
-GRAPHS = ("prefill", "decode")
+ENGINE_FILE = "model.engine"
 REPORT = "build_report.json"
 SETTINGS = "build_settings.json"
 
@@ -62,17 +64,19 @@ def report_header(tensorrt_version: str, recipe: Recipe, export_dir: Path, manif
         "version_compatible": recipe.version_compatible,
         "plugins": None if plugin_library is None else {
             "path": str(plugin_library), "sha256": sha256(plugin_library), "serialized": recipe.serialize_plugins},
-        "engines": {},
     }
 
 
-def engine_record(path: Path, onnx_path: Path, manifest: dict, graph: str, shapes: dict) -> dict:
-    """One engine file as runtimes check it: size, hash, and each input's dtype and profile range."""
-    dtypes = {io["name"]: io["dtype"] for io in manifest["graphs"][graph]["inputs"]}
+def engine_record(path: Path, onnx_path: Path, manifest: dict, shapes: dict) -> dict:
+    """The engine file as runtimes check it: size, hash, and per phase its profile's index and each input's
+    dtype and range. ``shapes`` is {phase: {input: (min, opt, max)}}."""
+    dtypes = {io["name"]: io["dtype"] for io in manifest["graph"]["inputs"]}
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path), "onnx": onnx_path.name,
             "onnx_sha256": sha256(onnx_path), "weights_sha256": manifest.get("weights", {}).get("sha256"),
-            "inputs": {name: {"dtype": dtypes[name], "min": list(lo), "opt": list(opt), "max": list(hi)}
-                       for name, (lo, opt, hi) in shapes.items()}}
+            "profiles": {phase: {"index": PHASES.index(phase),
+                                 "inputs": {name: {"dtype": dtypes[name], "min": list(lo), "opt": list(opt), "max": list(hi)}
+                                            for name, (lo, opt, hi) in shapes[phase].items()}}
+                         for phase in PHASES}}
 
 
 MIN_BUILDER = (10, 8)
@@ -88,7 +92,7 @@ def check_builder_version(version: str) -> None:
                             "function import); upgrade, or use the irexport docker image (docker/README.md)")
 
 
-def build_engines(export_dir, recipe: Recipe, out_dir, plugin_library: Path | None, timing_cache: Path | None,
+def build_engine(export_dir, recipe: Recipe, out_dir, plugin_library: Path | None, timing_cache: Path | None,
                   overwrite: bool = False, log=print) -> dict:
     export_dir = Path(export_dir)
     manifest = load_manifest(export_dir)
@@ -107,27 +111,28 @@ def build_engines(export_dir, recipe: Recipe, out_dir, plugin_library: Path | No
                 "timing_cache": str(timing_cache) if timing_cache else None,
                 "plugin_library": str(plugin_library) if plugin_library else None}
     with atomic_dir(out_dir, overwrite=overwrite, inputs=[export_dir]) as tmp:
-        for graph in GRAPHS:
-            onnx_path = export_dir / manifest["graphs"][graph]["file"]
-            shapes = input_shapes(manifest, recipe, graph)
-            log(f"building the {graph} engine from {onnx_path.name} ({recipe.precision}, optimization level "
-                f"{recipe.builder_optimization_level})")
-            start = time.monotonic()
-            path = tmp / f"{graph}.engine"
-            network_info = _build_one(trt, onnx_path, path, shapes, recipe, plugin_library, timing_cache, log)
-            routing = classify_routing_nodes(routing_nodes(onnx_path), network_info.pop("plugin_layer_names"))
-            record = {**engine_record(path, onnx_path, manifest, graph, shapes), **network_info, "routing": routing,
-                      "build_seconds": round(time.monotonic() - start, 1)}
-            report["engines"][graph], settings["profiles"][graph] = record, record["inputs"]
-            log(f"{graph}: {record['bytes'] / 2**20:.1f} MiB, {network_info['network_layers']} layers, routing "
-                f"{routing['plugins']} as plugins, {routing['inlined']} inlined")
+        onnx_path = export_dir / manifest["graph"]["file"]
+        shapes = {phase: input_shapes(manifest, recipe, phase) for phase in PHASES}
+        log(f"building the engine from {onnx_path.name} ({recipe.precision}, optimization level "
+            f"{recipe.builder_optimization_level}; profiles: {', '.join(PHASES)})")
+        start = time.monotonic()
+        path = tmp / ENGINE_FILE
+        network_info = _build_one(trt, onnx_path, path, shapes, recipe, plugin_library, timing_cache, log)
+        routing = classify_routing_nodes(routing_nodes(onnx_path), network_info.pop("plugin_layer_names"))
+        record = {**engine_record(path, onnx_path, manifest, shapes), **network_info, "routing": routing,
+                  "build_seconds": round(time.monotonic() - start, 1)}
+        report["engine"] = record
+        settings["profiles"] = {phase: profile["inputs"] for phase, profile in record["profiles"].items()}
+        log(f"{path.name}: {record['bytes'] / 2**20:.1f} MiB, {network_info['network_layers']} layers, routing "
+            f"{routing['plugins']} as plugins, {routing['inlined']} inlined")
         (tmp / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
 def _build_one(trt, onnx_path: Path, engine_path: Path, shapes: dict, recipe: Recipe, plugin_library, timing_cache, log):
-    """Parse and build one graph, write the engine; returns what the report says about the network."""
+    """Parse and build the graph with one optimization profile per phase (``shapes``: {phase: {input:
+    (min, opt, max)}}, in PHASES order), write the engine; returns what the report says about the network."""
     from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, PostprocessConfig, Profile
     from polygraphy.exception import PolygraphyException
     from polygraphy.logger import G_LOGGER
@@ -141,11 +146,14 @@ def _build_one(trt, onnx_path: Path, engine_path: Path, shapes: dict, recipe: Re
         info = {"network_layers": len(layers), "plugin_layers": sum(layer.type in plugin_types for layer in layers),
                 "plugin_layer_names": [layer.name for layer in layers if layer.type in plugin_types]}
 
-        profile = Profile()
-        for name, (lo, opt, hi) in shapes.items():
-            profile.add(name, min=lo, opt=opt, max=hi)
+        profiles = []
+        for phase in PHASES:  # the profile's index is the phase's position: runtimes select it by that
+            profile = Profile()
+            for name, (lo, opt, hi) in shapes[phase].items():
+                profile.add(name, min=lo, opt=opt, max=hi)
+            profiles.append(profile)
         config = CreateConfig(
-            profiles=[profile],
+            profiles=profiles,
             tf32=False,  # float32 engines compute in float32, as parity's float32 tolerances assume
             builder_optimization_level=recipe.builder_optimization_level,
             load_timing_cache=str(timing_cache) if timing_cache else None,

@@ -1,20 +1,20 @@
 """Optimization profiles derived from an export's manifest and a recipe (no TensorRT needed).
 
-The manifest names every dynamic dimension of every graph input ("batch", "sequence",
-"past_sequence", "past_sequence + 1"); the recipe gives a range per axis. Each input's min/opt/max
-shape follows, so prefill and decode engines always agree with the graphs they were built from.
+The engine has one profile per phase of the graph, in the order of PHASES:
+  prefill  past_sequence = 0 (an empty cache), sequence over the recipe's ``sequence`` range
+  decode   sequence = 1, past_sequence over the recipe's ``cache`` range
+The manifest names every dynamic dimension of every graph input ("batch", "past_sequence",
+"past_sequence + sequence"); each input's min/opt/max shape follows from the phase's axis ranges, so the
+profiles always agree with the graph they were built from.
 """
 
 from __future__ import annotations
 
-import re
-
 from ..errors import IrexportError
+from ..export.manifest import PHASES
 from .recipe import Recipe
 
-# manifest axis name -> recipe axis
-AXIS_OF = {"batch": "batch", "sequence": "sequence", "past_sequence": "cache"}
-_DIM = re.compile(r"^([a-z_]+)(?: \+ (\d+))?$")
+AXES = ("batch", "sequence", "past_sequence")  # the manifest's axis names
 
 
 def check_precision(manifest: dict, recipe: Recipe, where: str) -> None:
@@ -24,22 +24,36 @@ def check_precision(manifest: dict, recipe: Recipe, where: str) -> None:
                             f"(TensorRT takes the precision from the ONNX types: irexport export --dtype {recipe.precision})")
 
 
-def input_shapes(manifest: dict, recipe: Recipe, graph: str) -> dict[str, tuple[tuple, tuple, tuple]]:
-    """{input name: (min shape, opt shape, max shape)} for one graph ("prefill" or "decode")."""
+def axis_ranges(recipe: Recipe, phase: str) -> dict[str, tuple[int, int, int]]:
+    """{manifest axis: (min, opt, max)} in one phase."""
+    def span(axis):
+        r = recipe.profile[axis]
+        return r.min, r.opt, r.max
+
+    if phase == "prefill":
+        return {"batch": span("batch"), "sequence": span("sequence"), "past_sequence": (0, 0, 0)}
+    return {"batch": span("batch"), "sequence": (1, 1, 1), "past_sequence": span("cache")}
+
+
+def input_shapes(manifest: dict, recipe: Recipe, phase: str) -> dict[str, tuple[tuple, tuple, tuple]]:
+    """{input name: (min shape, opt shape, max shape)} of the graph in one phase ("prefill" or "decode")."""
+    if phase not in PHASES:
+        raise IrexportError(f"unknown phase {phase!r} (expected one of {', '.join(PHASES)})")
+    ranges = axis_ranges(recipe, phase)
     shapes = {}
-    for io in manifest["graphs"][graph]["inputs"]:
-        dims = [_dim_range(d, recipe, io["name"]) for d in io["shape"]]
+    for io in manifest["graph"]["inputs"]:
+        dims = [_dim_range(d, ranges, io["name"]) for d in io["shape"]]
         shapes[io["name"]] = tuple(tuple(d[k] for d in dims) for k in range(3))
     return shapes
 
 
-def _dim_range(dim, recipe: Recipe, name: str) -> tuple[int, int, int]:
+def _dim_range(dim, ranges: dict, name: str) -> tuple[int, int, int]:
+    """A number, or a sum of axes ("past_sequence + sequence")."""
     if isinstance(dim, int):
         return dim, dim, dim
-    match = _DIM.match(str(dim))
-    if not match or match.group(1) not in AXIS_OF:
+    terms = str(dim).split(" + ")
+    unknown = [t for t in terms if t not in ranges]
+    if unknown:
         raise IrexportError(f"manifest: input {name} has dimension {dim!r}, which no recipe axis covers "
-                            f"(known: {', '.join(AXIS_OF)})")
-    r = recipe.profile[AXIS_OF[match.group(1)]]
-    offset = int(match.group(2) or 0)
-    return r.min + offset, r.opt + offset, r.max + offset
+                            f"(known: {', '.join(AXES)})")
+    return tuple(sum(ranges[t][k] for t in terms) for k in range(3))

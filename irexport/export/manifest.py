@@ -9,13 +9,15 @@ from ..jsonrecord import read_json_record
 from ..schema import FILE_NAME, SHA256, Int, List, Obj, OneOf, Opt, Str, Tuple
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one graph for prefill and decode (1 had a graph per phase)
+PHASES = ("prefill", "decode")  # the graph's two uses; an engine has one optimization profile per phase, in this order
+MASK_DIM = "past_sequence + sequence"  # attention_mask's length, as the manifest and engine profiles name it
 DTYPES = ("float32", "float16", "bfloat16")
 STRATEGIES = ("compact", "masked")
 TENSOR_DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")
-# input dimensions are what engine profiles are derived from: a number or an axis ("past_sequence + 1");
-# output dimensions may be any expression of them
-INPUT_DIM = OneOf(Int(0, 1 << 31), Str(pattern=r"[a-z_]+( \+ [0-9]{1,7})?", what="a dimension name"))
+# input dimensions are what engine profiles are derived from: a number, an axis, or a sum of axes
+# ("past_sequence + sequence"); output dimensions may be any expression of them
+INPUT_DIM = OneOf(Int(0, 1 << 31), Str(pattern=r"[a-z_]+( \+ [a-z_]+)*", what="a dimension name"))
 OUTPUT_DIM = OneOf(Int(0, 1 << 31), Str())
 
 
@@ -34,7 +36,7 @@ SCHEMA = Obj({
     "strategy": Str(choices=STRATEGIES),
     "model": Obj({"num_layers": Int(1, 4096), "vocab_size": Int(1, (1 << 31) - 1),
                   "kv_shape": Tuple(Str(choices=("batch",)), Int(1, 4096), Str(choices=("sequence",)), Int(1, 1 << 16))}),
-    "graphs": Obj({"prefill": GRAPH, "decode": GRAPH}),
+    "graph": GRAPH,
     "weights": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256}),  # absent: the graphs hold their weights
 }, optional=("weights",))
 
@@ -44,10 +46,9 @@ def load_manifest(export_dir) -> dict:
     manifest = read_json_record(path, f"{export_dir}: no {MANIFEST} (not an irexport export directory)", SCHEMA,
                                 "re-export with this irexport version")
     layers = manifest["model"]["num_layers"]
-    past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
-    for graph, expected in (("prefill", ["input_ids", "attention_mask"]), ("decode", ["input_ids", "attention_mask", *past])):
-        if [t["name"] for t in manifest["graphs"][graph]["inputs"]] != expected:
-            raise IrexportError(f"{path}: graphs.{graph}.inputs disagree with model.num_layers ({layers}); re-export")
+    past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]  # as graphs.input_names
+    if [t["name"] for t in manifest["graph"]["inputs"]] != ["input_ids", "attention_mask", *past]:
+        raise IrexportError(f"{path}: graph.inputs disagree with model.num_layers ({layers}); re-export")
     # a missing or short weights file is one line here, before ONNX Runtime or TensorRT's parser reads from it
     if "weights" in manifest:
         weights = Path(export_dir) / manifest["weights"]["file"]

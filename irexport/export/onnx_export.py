@@ -1,5 +1,5 @@
-"""``irexport export``: a routed model to ONNX, prefill (``model.onnx``) and decode (``decode.onnx``)
-graphs, their one ``weights.data``, and ``manifest.json``.
+"""``irexport export``: a routed model to ONNX: one graph (``model.onnx``) that serves prefill (empty
+cache) and decode, its ``weights.data``, and ``manifest.json``.
 
 Strategies (how routed units are lowered):
   compact  only the executed tokens of the whole batch go through the unit's matrix products (RouteIndex,
@@ -25,11 +25,11 @@ from ..ops.onnx_functions import attach_functions, translation_table
 from ..ops.spec import OPS
 from ..reference import DTYPES
 from . import graphs
-from .manifest import FORMAT_VERSION, MANIFEST, STRATEGIES
+from .manifest import FORMAT_VERSION, MANIFEST, MASK_DIM, STRATEGIES
 from .weights import SharedWeights
 
 OPSET = 18
-GRAPH_FILES = {"prefill": "model.onnx", "decode": "decode.onnx"}
+GRAPH_FILE = "model.onnx"
 
 
 def checkpoint_hash(model_dir: Path) -> str:
@@ -57,33 +57,46 @@ def strip_exporter_metadata(proto) -> None:
     graph.ClearField("doc_string")
 
 
-def export_graph(model, graph: str, strategy: str, dtype: torch.dtype, keep_exporter_metadata: bool = False,
+def export_graph(model, strategy: str, dtype: torch.dtype, keep_exporter_metadata: bool = False,
                  weights: SharedWeights | None = None):
-    """One graph as an onnx.ModelProto with the routing ops' function bodies attached; with ``weights``, its
-    initializers are in that shared file (written before the graph is serialized), else inside the proto."""
+    """The graph as an onnx.ModelProto with the routing ops' function bodies attached; with ``weights``, its
+    initializers are in that file (written before the graph is serialized), else inside the proto."""
 
-    wrapper = (graphs.Prefill if graph == "prefill" else graphs.Decode)(model, strategy)
-    args = graphs.example_inputs(model, graph, dtype)
+    wrapper = graphs.Graph(model, strategy)
+    args = graphs.example_inputs(model, dtype)
     L = model.config.num_hidden_layers
-    inputs = ["input_ids", "attention_mask"] + (graphs.past_names(L) if graph == "decode" else [])
+    inputs = graphs.input_names(L)
     outputs = list(graphs.OUTPUT_HEAD) + graphs.present_names(L)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             wrapper, args, dynamo=True, opset_version=OPSET, input_names=inputs, output_names=outputs,
-            dynamic_shapes=graphs.dynamic_shapes(model, graph), custom_translation_table=translation_table(),
+            dynamic_shapes=graphs.dynamic_shapes(model), custom_translation_table=translation_table(),
             optimize=True, verbose=False, report=False,
         )
     if weights is not None:
         weights.externalize(program.model)
     proto = program.model_proto
     del program
+    _name_mask_dim(proto)
     # torch.onnx's optimizer inlines functions, so the bodies are attached after it
     used = attach_functions(proto)
     if not keep_exporter_metadata:
         strip_exporter_metadata(proto)
     return proto, used, inputs, outputs
+
+
+def _name_mask_dim(proto) -> None:
+    """attention_mask's length is past + sequence; torch.export could only name it a dim of its own."""
+    dims = [d for v in proto.graph.input if v.name == "attention_mask" for d in v.type.tensor_type.shape.dim]
+    if len(dims) != 2 or not dims[1].dim_param:
+        raise IrexportError(f"internal: attention_mask was exported with shape {dims} (expected [batch, length])")
+    own = dims[1].dim_param
+    for value in list(proto.graph.input) + list(proto.graph.output) + list(proto.graph.value_info):
+        for d in value.type.tensor_type.shape.dim:
+            if d.dim_param == own:
+                d.dim_param = MASK_DIM
 
 
 def _io(proto, names):
@@ -108,8 +121,7 @@ def _save(proto, path: Path) -> None:
 
 def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", overwrite: bool = False,
            source_dir: Path | None = None, log=lambda msg: None, keep_exporter_metadata: bool = False) -> dict:
-    """Write model.onnx, decode.onnx, weights.data and manifest.json into ``out_dir`` atomically; returns the
-    manifest."""
+    """Write model.onnx, weights.data and manifest.json into ``out_dir`` atomically; returns the manifest."""
     if strategy not in STRATEGIES:
         raise IrexportError(f"unknown strategy {strategy!r} (expected one of {', '.join(STRATEGIES)})")
     if dtype not in DTYPES:
@@ -129,25 +141,19 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
                                graphs.kv_shape(model.config, 1, 1)[3]],
                   "vocab_size": model.config.vocab_size, "eos_token_id": model.config.eos_token_id},
         "routing": model.routing_config.to_dict(),
-        "graphs": {},
-        "custom_ops": [],
     }
-    used_ops = set()
     inputs = [source_dir] if source_dir else []
     with atomic_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp, SharedWeights(tmp) as weights:
-        for graph, filename in GRAPH_FILES.items():
-            log(f"exporting the {graph} graph ({strategy}, {dtype})")
-            proto, used, inputs, outputs = export_graph(model, graph, strategy, DTYPES[dtype], keep_exporter_metadata,
-                                                        weights)
-            _save(proto, tmp / filename)
-            used_ops.update(used)
-            manifest["graphs"][graph] = {"file": filename, "inputs": _io(proto, inputs), "outputs": _io(proto, outputs),
-                                         "custom_ops": used}
+        log(f"exporting the graph ({strategy}, {dtype})")
+        proto, used, inputs, outputs = export_graph(model, strategy, DTYPES[dtype], keep_exporter_metadata, weights)
+        _save(proto, tmp / GRAPH_FILE)
+        manifest["graph"] = {"file": GRAPH_FILE, "inputs": _io(proto, inputs), "outputs": _io(proto, outputs),
+                             "custom_ops": used}
         manifest["weights"] = weights.record()
         manifest["custom_ops"] = [
             {"name": OPS[n].name, "domain": OPS[n].domain, "version": OPS[n].version, **OPS[n].node_attributes,
              "attributes": list(OPS[n].plugin_fields), "data_dependent_shape": OPS[n].data_dependent_shape}
-            for n in sorted(used_ops)
+            for n in sorted(used)
         ]
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -1,8 +1,8 @@
-"""One weights file for both graphs of an export.
+"""The export's weights file.
 
-The prefill and decode graphs hold the same weights: the same parameters, and the same folded copies of
-them (transposed matrices) under other names. Each distinct tensor is written once to ``weights.data``
-and both graphs point at it as ONNX external data, so the export holds one copy on disk.
+The graph's initializers go to ``weights.data`` as ONNX external data, each distinct tensor once (a
+folded copy equal to another tensor, or tied embeddings, point at the same bytes), written straight
+from torch.onnx's in-memory model.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ ALIGN_FROM, ALIGN = 1 << 20, 64 << 10  # tensors of 1 MiB and more start on 64 K
 
 
 class SharedWeights:
-    """Writes the initializers of graphs into one file, each distinct tensor once. Graphs go in one by one,
-    as torch.onnx's in-memory models (onnx_ir), before they are serialized: no protobuf copy of the weights
-    is made, and the optimizer's folded tensors (transposed weights) are released once written."""
+    """Writes the initializers of a graph into one file, each distinct tensor once. The graph goes in as
+    torch.onnx's in-memory model (onnx_ir), before it is serialized: no protobuf copy of the weights is
+    made, and the optimizer's folded tensors (transposed weights) are released once written."""
 
     def __init__(self, directory: Path):
         self.path = Path(directory) / WEIGHTS_FILE

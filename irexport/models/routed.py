@@ -92,6 +92,8 @@ class RoutedCausalLM(nn.Module):
         inner = self.base.model
         B, T = input_ids.shape
         past_len = past_key_values[0][0].shape[2] if past_key_values else 0
+        # a tensor, not a Python bool: the exported graph takes an empty cache (prefill) or a full one
+        cached = torch.scalar_tensor(past_len, dtype=torch.int64) > 0
         if attention_mask is None:
             attention_mask = torch.ones(B, past_len + T, dtype=torch.long, device=input_ids.device)
         key_ok = attention_mask.bool()
@@ -104,7 +106,7 @@ class RoutedCausalLM(nn.Module):
         presents, executes, margins = [], [], []
         for i, layer in enumerate(inner.layers[: self.config.num_hidden_layers]):
             x, present, execute, margin = self._layer(
-                i, layer, x, valid, key_ok, cos, sin, past_key_values[i] if past_key_values else None, past_len, mode,
+                i, layer, x, valid, key_ok, cos, sin, past_key_values[i] if past_key_values else None, past_len, cached, mode,
                 None if force_execute is None else force_execute[i],
             )
             presents.append(present)
@@ -113,7 +115,7 @@ class RoutedCausalLM(nn.Module):
         logits = self.base.lm_head(inner.norm(x))
         return RoutedOutput(logits, tuple(presents), torch.stack(executes), torch.stack(margins), valid)
 
-    def _layer(self, i, layer, x, valid, key_ok, cos, sin, past, past_len, mode, force):
+    def _layer(self, i, layer, x, valid, key_ok, cos, sin, past, past_len, cached, mode, force):
         attn = layer.self_attn
         window = sliding_window(self.config, i)
         layer_in = x
@@ -130,7 +132,7 @@ class RoutedCausalLM(nn.Module):
                 unit_mode = "masked"  # an unrouted unit is dense: it runs for every token
             else:
                 router_in = self._router_input(h, x, layer_in, layer)
-                execute, gate, margin = routing.router(router_in, valid, cached=past is not None)
+                execute, gate, margin = routing.router(router_in, valid, cached)
                 if force is not None:
                     execute = force[UNITS.index(unit)] & valid
                 unit_mode = mode

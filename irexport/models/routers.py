@@ -1,6 +1,7 @@
 """Routers and the Lightweight Feature Forecaster, one router class per family.
 
-Every router maps the router input [B, T, d] and the valid-token mask [B, T] to a ``Route``:
+Every router maps the router input [B, T, d], the valid-token mask [B, T] and ``cached`` (a 0-d bool
+tensor: this forward extends a non-empty KV cache) to a ``Route``:
   execute  bool [B, T]   run the unit for this token (padding never executes)
   gate     [B, T]|None   scale of the executed unit output (Mixture-of-Depths' router weight)
   margin   float [B, T]  signed distance of the decision from its boundary (>= 0 executes); the parity
@@ -41,7 +42,7 @@ class MLPRouter(nn.Module):
         self.hidden_layer = nn.Linear(hidden_size, router_hidden) if router_hidden else None
         self.weight_predictor = nn.Linear(router_hidden or hidden_size, 2)
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: bool) -> Route:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: torch.Tensor) -> Route:
         if self.hidden_layer is not None:
             x = torch.relu(self.hidden_layer(x))
         return decide(route_argmax(self.weight_predictor(x)), valid)
@@ -60,7 +61,7 @@ class LinearRouter(nn.Module):
         self.threshold = threshold
         self.pooling = pooling
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: bool) -> Route:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: torch.Tensor) -> Route:
         if self.pooling == "sequence":
             w = valid.float().unsqueeze(-1)  # pooled in float32: a float16 sum over a long sequence overflows
             pooled = (x.float() * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)
@@ -85,11 +86,12 @@ class TopKRouter(nn.Module):
         self.capacity = capacity
         self.decode_threshold = decode_threshold
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: bool) -> Route:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, cached: torch.Tensor) -> Route:
         r = self.proj(x)
-        if cached:
-            return decide(route_threshold(r, float(self.decode_threshold)), valid, gate=r[..., 0])
-        return decide(route_topk(r, valid.int(), float(self.capacity)), valid, gate=r[..., 0])
+        # both rules, selected per call: one exported graph serves prefill (empty cache) and decode
+        causal = route_threshold(r, float(self.decode_threshold))
+        topk = route_topk(r, valid.int(), float(self.capacity))
+        return decide(torch.where(cached, causal, topk), valid, gate=r[..., 0])
 
 
 class LFF(nn.Module):

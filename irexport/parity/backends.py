@@ -1,7 +1,8 @@
 """The backends parity compares against the PyTorch reference, each run through Polygraphy.
 
-A backend runs one graph ("prefill" or "decode") on a feed of numpy arrays and returns numpy arrays
-(bfloat16 outputs as float32), and generates greedily; parity needs nothing else from it.
+A backend runs the export's graph in one phase ("prefill": an empty cache, or "decode") on a feed of
+numpy arrays and returns numpy arrays (bfloat16 outputs as float32), and generates greedily; parity
+needs nothing else from it.
 """
 
 from __future__ import annotations
@@ -36,38 +37,38 @@ def onnxrt_errors(model_path: Path):
         raise IrexportError(f"{model_path}: ONNX Runtime failed: {first}") from None
 
 
-def run_onnxrt(model_path: Path, feed: dict) -> dict:
-    from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
-    from polygraphy.logger import G_LOGGER
-
-    G_LOGGER.module_severity = G_LOGGER.ERROR
-    with onnxrt_errors(model_path):
-        with OnnxrtRunner(SessionFromOnnx(str(model_path), providers=onnxrt_providers()), name=ONNXRT) as runner:
-            return dict(runner.infer(feed))
-
-
 class OnnxrtBackend:
+    """The export's graph in one ONNX Runtime session (the weights loaded once), run by Polygraphy's
+    OnnxrtRunner for both phases and by the greedy loop."""
+
     name = ONNXRT
 
     def __init__(self, export_dir: Path, manifest: dict):
+        from ..generate import OnnxGenerator
+
         if manifest["dtype"] == "bfloat16" and "cuda" not in onnxrt_providers():
             raise IrexportError(f"{export_dir}: bfloat16 parity needs ONNX Runtime's CUDA provider (onnxruntime-gpu on a "
                                 "GPU host); the CPU provider has no bfloat16 kernels")
-        self.export_dir, self.graphs = export_dir, manifest["graphs"]
+        self.path = export_dir / manifest["graph"]["file"]
+        with onnxrt_errors(self.path):
+            self.generator = OnnxGenerator(export_dir)
 
-    def run(self, graph: str, feed: dict) -> dict:
-        return run_onnxrt(self.export_dir / self.graphs[graph]["file"], feed)
+    def run(self, phase: str, feed: dict) -> dict:
+        from polygraphy.backend.onnxrt import OnnxrtRunner
+        from polygraphy.logger import G_LOGGER
+
+        G_LOGGER.module_severity = G_LOGGER.ERROR
+        with onnxrt_errors(self.path), OnnxrtRunner(self.generator.session, name=f"{ONNXRT} {phase}") as runner:
+            return dict(runner.infer(feed))
 
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
-        from ..generate import OnnxGenerator
-
-        with onnxrt_errors(self.export_dir / self.graphs["decode"]["file"]):
-            return OnnxGenerator(self.export_dir).greedy(input_ids, attention_mask, new_tokens)
+        with onnxrt_errors(self.path):
+            return self.generator.greedy(input_ids, attention_mask, new_tokens)
 
 
 class TrtBackend:
-    """Engines built by ``irexport build``, checked against their build record, run by Polygraphy's
-    TrtRunner (which sizes data-dependent outputs with its output allocator)."""
+    """The engine built by ``irexport build``, checked against its build record and deserialized once, run
+    by Polygraphy's TrtRunner on the phase's optimization profile."""
 
     name = TRT
 
@@ -84,15 +85,15 @@ class TrtBackend:
         self.engine_dir = Path(engine_dir)
         self.report = read_build_report(self.engine_dir)
         check_built_from(self.report, manifest, self.engine_dir)
-        self.paths = {graph: check_engine_file(self.engine_dir, self.report, graph) for graph in ("prefill", "decode")}
+        self.path = check_engine_file(self.engine_dir, self.report)
         self.plugins = plugin_library_for(self.report, plugins, str(engine_dir))
         trt = require_tensorrt(builder=False)
         check_tensorrt_version(self.report, trt.__version__, str(engine_dir))
         if self.plugins is not None:
             load_plugin_library(trt, self.plugins)
-        self.engines = {}
+        self.engine = None
 
-    def run(self, graph: str, feed: dict) -> dict:
+    def run(self, phase: str, feed: dict) -> dict:
         import torch
         from polygraphy.backend.common import BytesFromPath
         from polygraphy.backend.trt import EngineFromBytes, TrtRunner
@@ -101,19 +102,20 @@ class TrtBackend:
         from ..reference import DTYPES
         from ..runtime import check_feed
 
-        inputs = self.report["engines"][graph]["inputs"]
-        check_feed(inputs, feed, f"{self.engine_dir}/{graph}")
+        profile = self.report["engine"]["profiles"][phase]
+        inputs = profile["inputs"]
+        check_feed(inputs, feed, f"{self.path} ({phase})")
         # torch tensors in, torch tensors out: numpy has no bfloat16
         tensors = {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in feed.items()}
         tensors = {n: t.to(DTYPES[inputs[n]["dtype"]]) if inputs[n]["dtype"] in DTYPES else t for n, t in tensors.items()}
         try:
-            if graph not in self.engines:  # deserialized once per graph: engines can be GBs
-                self.engines[graph] = EngineFromBytes(BytesFromPath(str(self.paths[graph])))()
-            with TrtRunner(self.engines[graph], name=TRT) as runner:
+            if self.engine is None:  # deserialized once: engines can be GBs
+                self.engine = EngineFromBytes(BytesFromPath(str(self.path)))()
+            with TrtRunner(self.engine, name=f"{TRT} {phase}", optimization_profile=profile["index"]) as runner:
                 outputs = runner.infer(tensors, copy_outputs_to_host=True)
         except PolygraphyException as e:
             first = (str(e).strip().splitlines() or ["failed"])[0]
-            raise IrexportError(f"{self.paths[graph]}: TensorRT failed: {first}") from None
+            raise IrexportError(f"{self.path}: TensorRT failed ({phase}): {first}") from None
         return {n: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for n, t in outputs.items()}
 
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:

@@ -78,14 +78,14 @@ def run_reference(model, feed: dict, mode: str, force=None) -> dict:
     return result
 
 
-def compare_graph(models: dict, backend, graph: str, feed: dict, strategy: str, dtype: str) -> tuple[dict, dict]:
-    """Routing and numerics of one graph on one feed; also returns the backend's outputs.
+def compare_phase(models: dict, backend, phase: str, feed: dict, strategy: str, dtype: str) -> tuple[dict, dict]:
+    """Routing and numerics of the graph in one phase on one feed; also returns the backend's outputs.
 
     ``models`` holds the reference in the export's dtype and, for float16/bfloat16, in float32."""
     tol = TOLERANCES[dtype]
     model = models[dtype]
     ref = run_reference(model, feed, strategy)
-    got = backend.run(graph, feed)
+    got = backend.run(phase, feed)
     valid = feed["attention_mask"][:, -feed["input_ids"].shape[1]:].astype(bool)
     routing = compare_decisions(ref, got, valid, tol["margin_epsilon"])
     replay = ref if routing["flips"] == 0 else run_reference(model, feed, strategy, force=got["decisions"])
@@ -172,7 +172,7 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("
     import copy
 
     from ..export.manifest import load_manifest
-    from ..generate import greedy_reference
+    from ..generate import greedy_reference, prefill_feed
     from .backends import ONNXRT, TRT, OnnxrtBackend, TrtBackend, find_engine_dir
 
     export_dir = Path(export_dir)
@@ -192,9 +192,9 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("
     reference_tokens = None
     results = {}
     for backend in runners:
-        prefill, got = compare_graph(models, backend, "prefill", feed, strategy, dtype)
+        prefill, got = compare_phase(models, backend, "prefill", prefill_feed(manifest, feed), strategy, dtype)
         step = decode_feed(feed, got, manifest["model"]["num_layers"])
-        decode, _ = compare_graph(models, backend, "decode", step, strategy, dtype)
+        decode, _ = compare_phase(models, backend, "decode", step, strategy, dtype)
         generation = {"new_tokens": new_tokens, "passed": True}
         if new_tokens > 0:
             if reference_tokens is None:
