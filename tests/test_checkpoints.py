@@ -31,6 +31,38 @@ def test_native_round_trip(tmp_path, name, arch):
     assert_same_model(model, load_model(tmp_path / "m"))
 
 
+def test_loading_assigns_the_checkpoint_tensors_without_a_copy():
+    """assemble builds on the meta device and takes the state dicts' tensors as the parameters (one copy of
+    the weights while loading); views of one storage are made distinct; the rotary buffers are rebuilt."""
+    from irexport.checkpoints.assemble import assemble
+
+    model = tiny("informed")
+    base = {k: v.clone() for k, v in model.base.state_dict().items()}
+    routing = {k: v.clone() for k, v in model.routing.state_dict().items()}
+    shared = torch.cat([base["model.norm.weight"], base["model.layers.0.input_layernorm.weight"]]).view(2, -1)
+    base["model.norm.weight"], base["model.layers.0.input_layernorm.weight"] = shared[0], shared[1]
+    loaded = assemble(model.config, model.routing_config, base, routing, "base", "routing")
+    assert loaded.base.model.embed_tokens.weight.data_ptr() == base["model.embed_tokens.weight"].data_ptr()
+    assert loaded.routing.layers[0]["mlp"].router.weight_predictor.weight.data_ptr() == \
+        routing["layers.0.mlp.router.weight_predictor.weight"].data_ptr()
+    ptrs = [p.data_ptr() for p in (loaded.base.model.norm.weight, loaded.base.model.layers[0].input_layernorm.weight)]
+    assert ptrs[0] != ptrs[1] and not any(t.is_meta for t in [*loaded.parameters(), *loaded.buffers()])
+    assert_same_model(model, loaded)
+
+
+def test_tied_embeddings_load_tied(tmp_path):
+    from irexport.checkpoints.assemble import build_model
+    from irexport.models.random_init import hf_config, routing_config
+
+    cfg = hf_config("llama", 257)
+    cfg.tie_word_embeddings = True
+    model = build_model(cfg, routing_config("skipgpt", cfg.num_hidden_layers, cfg.hidden_size)).eval()
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.base.lm_head.weight is loaded.base.model.embed_tokens.weight
+    assert_same_model(model, loaded)
+
+
 def test_init_is_byte_for_byte_deterministic(tmp_path, cli):
     for d in ("a", "b"):
         assert cli("init", tmp_path / d, "--family", "skipgpt", "--seed", "5")[0] == 0

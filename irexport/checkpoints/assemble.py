@@ -49,13 +49,38 @@ def tied_keys(hf_config) -> tuple[str, ...]:
 
 
 def assemble(hf_config, routing_config, base_state, routing_state, base_where, routing_where) -> RoutedCausalLM:
+    """The model holding the state dicts' own tensors: built on the meta device, the weights assigned rather
+    than copied into randomly initialized ones, so loading peaks at one copy of the weights, not two."""
     with torch.device("meta"):
-        shapes = build_model(hf_config, routing_config)
-    check_state(shapes.base, base_state, base_where, optional=tied_keys(hf_config))
-    check_state(shapes.routing, routing_state, routing_where)
-    model = build_model(hf_config, routing_config)
-    model.base.load_state_dict(base_state, strict=False)
+        model = build_model(hf_config, routing_config)
+    check_state(model.base, base_state, base_where, optional=tied_keys(hf_config))
+    check_state(model.routing, routing_state, routing_where)
+    model.base.load_state_dict(_owned(base_state), strict=False, assign=True)
     if tied_keys(hf_config):
         model.base.tie_weights()
-    model.routing.load_state_dict(routing_state)
+    model.routing.load_state_dict(_owned(routing_state), assign=True)
+    _rebuild_rotary(model)
     return model.float().eval()
+
+
+def _owned(state: dict) -> dict:
+    """Contiguous tensors that share no memory with each other (a torch.save'd dict may hold views of one
+    storage): safe to become parameters, and to save again."""
+    seen, out = set(), {}
+    for key, tensor in state.items():
+        tensor = tensor.contiguous()
+        ptr = tensor.untyped_storage().data_ptr()
+        out[key] = tensor.clone() if ptr in seen else tensor
+        seen.add(ptr)
+    return out
+
+
+def _rebuild_rotary(model: RoutedCausalLM) -> None:
+    """The rotary embedding's inverse frequencies are not in a checkpoint (non-persistent buffers): the
+    module is rebuilt on the CPU from the config, as transformers builds it."""
+    inner = model.base.model
+    rotary = inner.rotary_emb
+    inner.rotary_emb = type(rotary)(config=rotary.config)
+    meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if meta:
+        raise IrexportError(f"internal: {meta[0]} has no value after loading the checkpoint")
