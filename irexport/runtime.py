@@ -120,9 +120,12 @@ def check_feed(inputs: dict, feed: dict, where: str) -> None:
         shape = tuple(value.shape)
         if len(shape) != len(spec["min"]):
             raise IrexportError(f"{where}: input {name} has shape {list(shape)}, the engine takes rank {len(spec['min'])}")
-        if any(not lo <= s <= hi for s, lo, hi in zip(shape, spec["min"], spec["max"])):
+        outside = [(lo, hi) for s, lo, hi in zip(shape, spec["min"], spec["max"]) if not lo <= s <= hi]
+        if outside:
+            hint = ("prefill takes an empty cache, decode one new token per sequence" if all(lo == hi for lo, hi in outside)
+                    else "rebuild with a wider recipe")
             raise IrexportError(f"{where}: input {name} has shape {list(shape)}, outside the engine's profile "
-                                f"{list(spec['min'])} .. {list(spec['max'])} (rebuild with a wider recipe)")
+                                f"{list(spec['min'])} .. {list(spec['max'])} ({hint})")
 
 
 def _phase(phase: str) -> str:
@@ -162,10 +165,17 @@ class Engine:
             raise IrexportError(f"{path}: {self.engine.num_optimization_profiles} optimization profiles, irexport builds "
                                 f"{len(PHASES)} ({', '.join(PHASES)}); rebuild with irexport build")
         self._stream = torch.cuda.Stream()  # not the default stream, which TensorRT warns against (extra syncs)
+        self._trt = trt
         self._contexts = {}
+        # the phases' contexts share one block of activation memory (the largest profile's): runs are one at a time
+        self._activations = torch.empty(max(self.engine.device_memory_size_v2, 1), dtype=torch.uint8, device="cuda")
         self._placeholder = torch.empty(1, dtype=torch.uint8, device="cuda")  # the address of empty tensors
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+
+    def dtype_of(self, name: str):
+        """The torch dtype of an input."""
+        return self._dtypes[self.profiles["decode"]["inputs"][name]["dtype"]]
 
     def inputs(self, phase: str) -> dict:
         """{name: {dtype, min, opt, max}} of the phase's profile, as the build recorded it."""
@@ -173,10 +183,11 @@ class Engine:
 
     def _context(self, phase: str):
         if phase not in self._contexts:
-            context = self.engine.create_execution_context()
+            context = self.engine.create_execution_context(self._trt.ExecutionContextAllocationStrategy.USER_MANAGED)
             if context is None or not context.set_optimization_profile_async(self.profiles[phase]["index"],
                                                                               self._stream.cuda_stream):
                 raise IrexportError(f"{self.where}: TensorRT could not create the {phase} context (see the messages above)")
+            context.set_device_memory(self._activations.data_ptr(), self.engine.device_memory_size_v2)
             self._contexts[phase] = context
         return self._contexts[phase]
 
@@ -236,7 +247,8 @@ class EngineGenerator:
         ids = torch.as_tensor(input_ids, device="cuda")
         mask = torch.as_tensor(attention_mask, device="cuda")
         inputs = self.engine.inputs("prefill")
-        empty = {n: torch.empty((ids.shape[0], *inputs[n]["min"][1:]), device="cuda") for n in self.cache_inputs}
+        empty = {n: torch.empty((ids.shape[0], *inputs[n]["min"][1:]), dtype=self.engine.dtype_of(n), device="cuda")
+                 for n in self.cache_inputs}
         outs = self.engine.run("prefill", {"input_ids": ids, "attention_mask": mask, **empty})
         generated = []
         for _ in range(new_tokens):

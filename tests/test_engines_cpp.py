@@ -156,12 +156,15 @@ def test_irexport_run_refuses_bad_usage_and_files_before_tensorrt(irexport_run, 
     assert_one_error_line(run(irexport_run, "--engine", engine, "--frobnicate"), 2, "unknown argument")
     assert_one_error_line(run(irexport_run, "--engine", engine, "--input", "ids", *out), 2, "NAME=FILE.npy")
     assert_one_error_line(run(irexport_run, "--engine", engine, *out, "--profile"), 2, "--profile needs a value")
+    assert_one_error_line(run(irexport_run, "--engine", engine, *out, "--profile", "0", "--profile", "1"), 2,
+                          "--profile is given twice")
     assert_one_error_line(run(irexport_run, "--engine", tmp_path / "missing.engine", *out), 2, "missing.engine")
     assert_one_error_line(run(irexport_run, "--engine", empty, *out), 2, empty, "empty")
     assert_one_error_line(run(irexport_run, "--engine", engine, "--plugins", plugin, *out), 2, plugin,
                           "plugin library not found")
     assert_one_error_line(run(irexport_run, "--engine", engine, "--input", f"ids={tmp_path / 'x.npy'}", *out), 2,
                           "x.npy")
+    assert not (tmp_path / "out").exists(), "a refused run leaves no output directory behind"
 
 
 @pytest.mark.parametrize("value", ["-1", "x", "1x", "+1", " 1", "1.0", "", "99999999999"])

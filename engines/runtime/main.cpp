@@ -63,6 +63,7 @@ int32_t profileIndex(std::string const& text)
 std::optional<Options> parse(int argc, char** argv)
 {
     Options o;
+    bool profileGiven = false;
     for (int i = 1; i < argc; ++i)
     {
         std::string const arg = argv[i];
@@ -92,7 +93,12 @@ std::optional<Options> parse(int argc, char** argv)
         else if (arg == "--output-dir")
             o.outputDir = value();
         else if (arg == "--profile")
+        {
+            if (profileGiven)
+                throw InputError("--profile is given twice");
             o.profile = profileIndex(value());
+            profileGiven = true;
+        }
         else if (arg == "--describe")
             o.describe = true;
         else if (arg == "--verbose")
@@ -135,19 +141,35 @@ void writeOutput(fs::path const& path, irexport::NpyArray const& array)
     }
 }
 
+int runWith(Options const& o, std::map<std::string, irexport::NpyArray> const& inputs);
+
 int run(Options const& o)
 {
     // Everything the user gave is checked before CUDA or TensorRT start.
     std::map<std::string, irexport::NpyArray> inputs;
     for (auto const& [name, path] : o.inputs)
         inputs.emplace(name, irexport::readNpy(path));
-    if (!o.describe)
+    if (o.describe)
+        return runWith(o, inputs);
+    bool const existed = fs::exists(o.outputDir);
+    std::error_code ec;
+    fs::create_directories(o.outputDir, ec);
+    if (!fs::is_directory(o.outputDir))
+        throw InputError(o.outputDir + ": cannot create the output directory" + (ec ? ": " + ec.message() : ""));
+    try
     {
-        std::error_code ec;
-        fs::create_directories(o.outputDir, ec);
-        if (!fs::is_directory(o.outputDir))
-            throw InputError(o.outputDir + ": cannot create the output directory" + (ec ? ": " + ec.message() : ""));
+        return runWith(o, inputs);
     }
+    catch (...)
+    {
+        if (!existed) // a failed run leaves no empty output directory behind
+            fs::remove(o.outputDir, ec);
+        throw;
+    }
+}
+
+int runWith(Options const& o, std::map<std::string, irexport::NpyArray> const& inputs)
+{
 
     irexport::EngineRunner runner(o.engine, o.plugins,
         o.verbose ? nvinfer1::ILogger::Severity::kVERBOSE : nvinfer1::ILogger::Severity::kWARNING, o.allowHostCode);

@@ -73,6 +73,7 @@ def engine_record(path: Path, onnx_path: Path, manifest: dict, shapes: dict) -> 
     dtypes = {io["name"]: io["dtype"] for io in manifest["graph"]["inputs"]}
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path), "onnx": onnx_path.name,
             "onnx_sha256": sha256(onnx_path), "weights_sha256": manifest.get("weights", {}).get("sha256"),
+            "weights_bytes": manifest.get("weights", {}).get("bytes"),  # against "bytes": the weights are in once
             "profiles": {phase: {"index": PHASES.index(phase),
                                  "inputs": {name: {"dtype": dtypes[name], "min": list(lo), "opt": list(opt), "max": list(hi)}
                                             for name, (lo, opt, hi) in shapes[phase].items()}}
@@ -123,8 +124,8 @@ def build_engine(export_dir, recipe: Recipe, out_dir, plugin_library: Path | Non
                   "build_seconds": round(time.monotonic() - start, 1)}
         report["engine"] = record
         settings["profiles"] = {phase: profile["inputs"] for phase, profile in record["profiles"].items()}
-        log(f"{path.name}: {record['bytes'] / 2**20:.1f} MiB, {network_info['network_layers']} layers, routing "
-            f"{routing['plugins']} as plugins, {routing['inlined']} inlined")
+        log(f"{path.name}: {record['bytes'] / 2**20:.1f} MiB (weights.data {(record['weights_bytes'] or 0) / 2**20:.1f} MiB), "
+            f"{network_info['network_layers']} layers, routing {routing['plugins']} as plugins, {routing['inlined']} inlined")
         (tmp / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -133,7 +134,7 @@ def build_engine(export_dir, recipe: Recipe, out_dir, plugin_library: Path | Non
 def _build_one(trt, onnx_path: Path, engine_path: Path, shapes: dict, recipe: Recipe, plugin_library, timing_cache, log):
     """Parse and build the graph with one optimization profile per phase (``shapes``: {phase: {input:
     (min, opt, max)}}, in PHASES order), write the engine; returns what the report says about the network."""
-    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, PostprocessConfig, Profile
+    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, PostprocessConfig
     from polygraphy.exception import PolygraphyException
     from polygraphy.logger import G_LOGGER
 
@@ -148,7 +149,7 @@ def _build_one(trt, onnx_path: Path, engine_path: Path, shapes: dict, recipe: Re
 
         profiles = []
         for phase in PHASES:  # the profile's index is the phase's position: runtimes select it by that
-            profile = Profile()
+            profile = _phase_profile(first=not profiles)
             for name, (lo, opt, hi) in shapes[phase].items():
                 profile.add(name, min=lo, opt=opt, max=hi)
             profiles.append(profile)
@@ -173,6 +174,21 @@ def _build_one(trt, onnx_path: Path, engine_path: Path, shapes: dict, recipe: Re
     with open(engine_path, "wb") as f:
         f.write(engine)  # IHostMemory supports the buffer protocol: no second copy of a multi-GB plan
     return info
+
+
+def _phase_profile(first: bool):
+    """An empty Polygraphy Profile. Every profile after the first asks TensorRT not to allocate weight memory
+    for it, so the phases share one copy of the weights (IOptimizationProfile::setExtraMemoryTarget, default
+    1.0; 0.0 "aims to create the new optimization profile without allocating any additional weight memory")."""
+    from polygraphy.backend.trt import Profile
+
+    class NoExtraWeights(Profile):
+        def to_trt(self, builder, network):
+            profile = super().to_trt(builder, network)
+            profile.extra_memory_target = 0.0
+            return profile
+
+    return Profile() if first else NoExtraWeights()
 
 
 def _progress_monitor(trt, log):

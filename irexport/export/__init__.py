@@ -1,1 +1,1 @@
-"""ONNX export of routed models: prefill and decode graphs with the routing as custom ops."""
+"""ONNX export of routed models: one graph for prefill and decode, with the routing as custom ops."""

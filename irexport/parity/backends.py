@@ -109,7 +109,7 @@ class TrtBackend:
         tensors = {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in feed.items()}
         tensors = {n: t.to(DTYPES[inputs[n]["dtype"]]) if inputs[n]["dtype"] in DTYPES else t for n, t in tensors.items()}
         try:
-            if self.engine is None:  # deserialized once: engines can be GBs
+            if self.engine is None:  # deserialized once for both phases: engines can be GBs
                 self.engine = EngineFromBytes(BytesFromPath(str(self.path)))()
             with TrtRunner(self.engine, name=f"{TRT} {phase}", optimization_profile=profile["index"]) as runner:
                 outputs = runner.infer(tensors, copy_outputs_to_host=True)
@@ -121,6 +121,7 @@ class TrtBackend:
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
         from ..runtime import EngineGenerator
 
+        self.engine = None  # the generator deserializes the engine itself: one copy of the weights at a time
         return EngineGenerator(self.engine_dir, self.plugins).greedy(input_ids, attention_mask, new_tokens)
 
 
