@@ -37,7 +37,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from irexport.export.graphs import past_names
+from irexport.export.manifest import past_names
 from irexport.export.onnx_export import export_graph
 from irexport.models.random_init import calibrate, make_random_model
 from irexport.models.config import UNITS

@@ -15,15 +15,18 @@ NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": np.flo
 def cache_feed(outputs: dict, layers: int) -> dict:
     """A step's present K/V (``present.{i}.key|value``) as the next step's ``past_key_values.{i}.key|value``
     (numpy arrays or torch tensors alike)."""
-    return {f"past_key_values.{i}.{kv}": outputs[f"present.{i}.{kv}"] for i in range(layers) for kv in ("key", "value")}
+    from .export.manifest import past_names, present_names
+
+    return {past: outputs[present] for past, present in zip(past_names(layers), present_names(layers))}
 
 
 def empty_cache(manifest: dict, batch: int) -> dict:
     """The past_key_values feed of a prefill: every layer's cache holding no token (numpy arrays)."""
+    from .export.manifest import past_names
+
     _, heads, _, head_dim = manifest["model"]["kv_shape"]
     empty = np.zeros((batch, heads, 0, head_dim), dtype=NUMPY_DTYPES[manifest["dtype"]])
-    layers = manifest["model"]["num_layers"]
-    return {f"past_key_values.{i}.{kv}": empty for i in range(layers) for kv in ("key", "value")}
+    return dict.fromkeys(past_names(manifest["model"]["num_layers"]), empty)
 
 
 def prefill_feed(manifest: dict, feed: dict) -> dict:

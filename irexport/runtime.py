@@ -33,7 +33,7 @@ from .engine.loading import (
     version_tuple,
 )
 from .errors import IrexportError
-from .export.manifest import DTYPES, PHASES
+from .export.manifest import DTYPES, PHASES, check_phase
 from .jsonrecord import read_json_record
 from .schema import FILE_NAME, SHA256, Bool, Int, List, Map, Obj, Opt, Str
 
@@ -128,12 +128,6 @@ def check_feed(inputs: dict, feed: dict, where: str) -> None:
                                 f"{list(spec['min'])} .. {list(spec['max'])} ({hint})")
 
 
-def _phase(phase: str) -> str:
-    if phase not in PHASES:
-        raise IrexportError(f"unknown phase {phase!r} (expected one of {', '.join(PHASES)})")
-    return phase
-
-
 class Engine:
     """The deserialized engine, and an execution context per phase (created on first use)."""
 
@@ -179,7 +173,7 @@ class Engine:
 
     def inputs(self, phase: str) -> dict:
         """{name: {dtype, min, opt, max}} of the phase's profile, as the build recorded it."""
-        return self.profiles[_phase(phase)]["inputs"]
+        return self.profiles[check_phase(phase)]["inputs"]
 
     def _context(self, phase: str):
         if phase not in self._contexts:
@@ -200,7 +194,7 @@ class Engine:
         arrays when every input was numpy."""
         import torch
 
-        where = f"{self.where} ({_phase(phase)})"
+        where = f"{self.where} ({check_phase(phase)})"
         inputs = self.inputs(phase)
         check_feed(inputs, feed, where)
         context = self._context(phase)

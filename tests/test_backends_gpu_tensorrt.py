@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import EXPORT_LAYERS
 from irexport.checkpoints import load_model
 from irexport.errors import IrexportError
 from irexport.parity.check import parity, sample_inputs
@@ -111,7 +112,7 @@ def test_runtime_runs_numpy_and_torch_alike_and_refuses_bad_shapes(engines):
     assert isinstance(as_numpy["logits"], np.ndarray) and as_torch["logits"].is_cuda
     np.testing.assert_array_equal(as_numpy["logits"], as_torch["logits"].cpu().numpy())
     step = {"input_ids": as_numpy["logits"][:, -1:].argmax(-1), "attention_mask": np.ones((2, 13), np.int64),
-            **cache_feed(as_numpy, 2)}
+            **cache_feed(as_numpy, EXPORT_LAYERS)}
     assert engine.run("decode", step)["logits"].shape == (2, 1, 257)  # the decode profile, same engine
     with pytest.raises(IrexportError, match="outside the engine's profile"):
         engine.run("prefill", {**feed, **sample_inputs(257, batch=2, seq=200)})

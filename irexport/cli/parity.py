@@ -11,7 +11,8 @@ from .common import BATCH, NEW_TOKENS, SEED, SEED_MAX, TOKENS, log
 def add_parser(sub) -> None:
     p = sub.add_parser("parity", help="compare ONNX Runtime / TensorRT against the PyTorch reference",
                        description="Compare the exported graph in both phases (prefill, decode), run by ONNX "
-                                   "Runtime and/or the TensorRT engine through Polygraphy, against the PyTorch reference: routing decisions per layer and unit "
+                                   "Runtime and/or the TensorRT engine through Polygraphy, against the PyTorch "
+                                   "reference: routing decisions per layer and unit "
                                    "(near-tie flips within the dtype's epsilon are counted and allowed), logits and KV cache "
                                    "(Polygraphy Comparator; float16/bfloat16 bounded by 2x PyTorch's own error in that "
                                    "precision), and greedy generation. Exit 0 pass, 1 fail, 2 bad input.")

@@ -124,8 +124,10 @@ def build_engine(export_dir, recipe: Recipe, out_dir, plugin_library: Path | Non
                   "build_seconds": round(time.monotonic() - start, 1)}
         report["engine"] = record
         settings["profiles"] = {phase: profile["inputs"] for phase, profile in record["profiles"].items()}
-        log(f"{path.name}: {record['bytes'] / 2**20:.1f} MiB (weights.data {(record['weights_bytes'] or 0) / 2**20:.1f} MiB), "
-            f"{network_info['network_layers']} layers, routing {routing['plugins']} as plugins, {routing['inlined']} inlined")
+        weights_mib = (record["weights_bytes"] or 0) / 2**20
+        log(f"{path.name}: {record['bytes'] / 2**20:.1f} MiB (weights.data {weights_mib:.1f} MiB), "
+            f"{network_info['network_layers']} layers, routing {routing['plugins']} as plugins, "
+            f"{routing['inlined']} inlined")
         (tmp / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report

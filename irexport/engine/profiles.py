@@ -1,6 +1,6 @@
 """Optimization profiles derived from an export's manifest and a recipe (no TensorRT needed).
 
-The engine has one profile per phase of the graph, in the order of PHASES:
+The engine has one profile per phase of the graph, in the order of manifest.PHASES:
   prefill  past_sequence = 0 (an empty cache), sequence over the recipe's ``sequence`` range
   decode   sequence = 1, past_sequence over the recipe's ``cache`` range
 The manifest names every dynamic dimension of every graph input ("batch", "past_sequence",
@@ -11,11 +11,8 @@ profiles always agree with the graph they were built from.
 from __future__ import annotations
 
 from ..errors import IrexportError
-from ..export.manifest import PHASES
+from ..export.manifest import check_phase
 from .recipe import Recipe
-
-AXES = ("batch", "sequence", "past_sequence")  # the manifest's axis names
-
 
 def check_precision(manifest: dict, recipe: Recipe, where: str) -> None:
     """TensorRT 11 networks are strongly typed: the engine computes in the ONNX file's types."""
@@ -37,9 +34,7 @@ def axis_ranges(recipe: Recipe, phase: str) -> dict[str, tuple[int, int, int]]:
 
 def input_shapes(manifest: dict, recipe: Recipe, phase: str) -> dict[str, tuple[tuple, tuple, tuple]]:
     """{input name: (min shape, opt shape, max shape)} of the graph in one phase ("prefill" or "decode")."""
-    if phase not in PHASES:
-        raise IrexportError(f"unknown phase {phase!r} (expected one of {', '.join(PHASES)})")
-    ranges = axis_ranges(recipe, phase)
+    ranges = axis_ranges(recipe, check_phase(phase))
     shapes = {}
     for io in manifest["graph"]["inputs"]:
         dims = [_dim_range(d, ranges, io["name"]) for d in io["shape"]]
@@ -55,5 +50,5 @@ def _dim_range(dim, ranges: dict, name: str) -> tuple[int, int, int]:
     unknown = [t for t in terms if t not in ranges]
     if unknown:
         raise IrexportError(f"manifest: input {name} has dimension {dim!r}, which no recipe axis covers "
-                            f"(known: {', '.join(AXES)})")
+                            f"(known: {', '.join(ranges)})")
     return tuple(sum(ranges[t][k] for t in terms) for k in range(3))

@@ -6,9 +6,9 @@
 
 One graph serves both phases, so the weights exist once in every runtime (one ONNX Runtime session,
 one TensorRT engine with a profile per phase): prefill is the graph with an empty cache (past_sequence
-= 0), decode the graph with sequence = 1. Names follow Optimum. decisions [layers, 2, batch, seq]
-(units attention, mlp) and router_margin (float32, >= 0 executes; +inf for unrouted units) are outputs
-so parity can compare routing.
+= 0), decode the graph with sequence = 1. Names follow Optimum (manifest.input_names). decisions
+[layers, 2, batch, seq] (units attention, mlp) and router_margin (float32, >= 0 executes; +inf for
+unrouted units) are outputs so parity can compare routing.
 """
 
 from __future__ import annotations
@@ -19,18 +19,6 @@ from torch import nn
 from ..models.attention import head_dim
 
 OUTPUT_HEAD = ("logits", "decisions", "router_margin")
-
-
-def present_names(num_layers: int) -> list[str]:
-    return [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
-
-
-def past_names(num_layers: int) -> list[str]:
-    return [f"past_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
-
-
-def input_names(num_layers: int) -> list[str]:
-    return ["input_ids", "attention_mask", *past_names(num_layers)]
 
 
 class Graph(nn.Module):
@@ -70,4 +58,3 @@ def dynamic_shapes(model):
     total = torch.export.Dim("total_sequence", max=max_len)
     return {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: total},
             "past": tuple({0: batch, 2: past} for _ in range(2 * model.config.num_hidden_layers))}
-

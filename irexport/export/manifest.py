@@ -37,8 +37,27 @@ SCHEMA = Obj({
     "model": Obj({"num_layers": Int(1, 4096), "vocab_size": Int(1, (1 << 31) - 1),
                   "kv_shape": Tuple(Str(choices=("batch",)), Int(1, 4096), Str(choices=("sequence",)), Int(1, 1 << 16))}),
     "graph": GRAPH,
-    "weights": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256}),  # absent: the graphs hold their weights
+    "weights": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256}),  # absent: the graph holds its weights
 }, optional=("weights",))
+
+
+def past_names(num_layers: int) -> list[str]:
+    return [f"past_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+
+
+def present_names(num_layers: int) -> list[str]:
+    return [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+
+
+def input_names(num_layers: int) -> list[str]:
+    """The graph's inputs, in order (names follow Optimum)."""
+    return ["input_ids", "attention_mask", *past_names(num_layers)]
+
+
+def check_phase(phase: str) -> str:
+    if phase not in PHASES:
+        raise IrexportError(f"unknown phase {phase!r} (expected one of {', '.join(PHASES)})")
+    return phase
 
 
 def load_manifest(export_dir) -> dict:
@@ -46,8 +65,7 @@ def load_manifest(export_dir) -> dict:
     manifest = read_json_record(path, f"{export_dir}: no {MANIFEST} (not an irexport export directory)", SCHEMA,
                                 "re-export with this irexport version")
     layers = manifest["model"]["num_layers"]
-    past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]  # as graphs.input_names
-    if [t["name"] for t in manifest["graph"]["inputs"]] != ["input_ids", "attention_mask", *past]:
+    if [t["name"] for t in manifest["graph"]["inputs"]] != input_names(layers):
         raise IrexportError(f"{path}: graph.inputs disagree with model.num_layers ({layers}); re-export")
     # a missing or short weights file is one line here, before ONNX Runtime or TensorRT's parser reads from it
     if "weights" in manifest:

@@ -25,7 +25,7 @@ from ..ops.onnx_functions import attach_functions, translation_table
 from ..ops.spec import OPS
 from ..reference import DTYPES
 from . import graphs
-from .manifest import FORMAT_VERSION, MANIFEST, MASK_DIM, STRATEGIES
+from .manifest import FORMAT_VERSION, MANIFEST, MASK_DIM, STRATEGIES, input_names, present_names
 from .weights import SharedWeights
 
 OPSET = 18
@@ -65,8 +65,8 @@ def export_graph(model, strategy: str, dtype: torch.dtype, keep_exporter_metadat
     wrapper = graphs.Graph(model, strategy)
     args = graphs.example_inputs(model, dtype)
     L = model.config.num_hidden_layers
-    inputs = graphs.input_names(L)
-    outputs = list(graphs.OUTPUT_HEAD) + graphs.present_names(L)
+    inputs = input_names(L)
+    outputs = list(graphs.OUTPUT_HEAD) + present_names(L)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
