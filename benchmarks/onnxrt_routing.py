@@ -14,7 +14,7 @@ decode at batch >= 32 against FLOPs. Each variant is the export's one graph in o
 cache for prefill. The variants run interleaved within each repeat (in an order rotated every repeat), on one model's weights; a speedup is the median
 over repeats of dense time / routed time. Sessions do not spin (session.intra_op.allow_spinning=0).
 
-    python benchmarks/onnxrt_routing.py                                   # the recorded run (~30 min, 2 cores)
+    python benchmarks/onnxrt_routing.py                                   # the recorded run (~15 min, 2 cores)
     python benchmarks/onnxrt_routing.py --hidden 256 --layers 2 --prefill 1x128 --decode 1x64,8x64 --repeats 2
 """
 
@@ -39,7 +39,7 @@ import torch
 
 from irexport.export.manifest import past_names
 from irexport.export.onnx_export import export_graph
-from irexport.models.random_init import calibrate, make_random_model
+from irexport.models.random_init import calibrate, calibration_ids, make_random_model
 from irexport.models.config import UNITS
 from irexport.models.stats import decode_bytes, executed_fraction, flops
 
@@ -53,8 +53,7 @@ def build(args, family, fraction, units=UNITS):
                               num_hidden_layers=args.layers, num_attention_heads=args.heads,
                               num_key_value_heads=args.kv_heads, **({"capacity": fraction} if family == "mod" else {}))
     if units:
-        sample = torch.randint(0, args.vocab, (4, 256), generator=torch.Generator().manual_seed(1))
-        calibrate(model, sample, fraction)
+        calibrate(model, calibration_ids(args.vocab, seed=0, seq=256), fraction)
     return model
 
 

@@ -129,6 +129,9 @@ def test_decision_bodies_match_the_torch_ops():
 SHAPE_INPUTS = {"Reshape": (1,), "Expand": (1,), "Range": (0, 1, 2), "ConstantOfShape": (0,), "Slice": (1, 2, 3, 4),
                 "TopK": (1,), "Tile": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,), "CumSum": (1,)}
 SHAPE_ARITHMETIC = {"Squeeze", "Unsqueeze", "Concat", "Gather", "Add", "Sub", "Mul", "Max", "Min", "Cast"}
+# axes TensorRT's ONNX parser takes only as weights (onnx-tensorrt: Slice "does not support dynamic axes",
+# Squeeze / CumSum assertIsWeights, Unsqueeze allValuesKnown, reduceTensor "Axis input must be an initializer")
+AXES_INPUTS = {"Slice": (3,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,), "CumSum": (1,)}
 
 
 @pytest.mark.parametrize("name", list(OPS))
@@ -136,8 +139,13 @@ def test_function_bodies_take_sizes_from_shapes_only(name):
     """TensorRT builds a body without the plugin only if no value computed from data sets a shape: data-
     dependent sizes must come from NonZero (INonZeroLayer), whose output's Shape is a size like any other."""
     fn = function_proto(OPS[name], 18)
-    safe = set()
+    safe, constants = set(), set()
     for node in fn.node:
+        if node.op_type == "Constant":
+            constants.update(node.output)
+        for position in AXES_INPUTS.get(node.op_type, ()):
+            if position < len(node.input) and node.input[position]:
+                assert node.input[position] in constants, f"{name}: {node.op_type}'s axes are not a Constant"
         if node.op_type in ("Constant", "Shape"):
             safe.update(node.output)
         elif node.op_type == "CastLike" and node.input[0] in safe:  # the second input gives only the type

@@ -88,7 +88,8 @@ def calibration_ids(vocab_size: int, seed: int, batch: int = 4, seq: int = 32) -
 @torch.no_grad()
 def calibrate(model: RoutedCausalLM, input_ids: torch.Tensor, fraction: float = 0.5) -> None:
     """Move every routed unit's decision boundary so that ``fraction`` of the tokens of ``input_ids``
-    execute (the median for 0.5), in one forward: each router is calibrated on its input just before it
+    execute (the median for 0.5; Mixture-of-Depths at 0.5 keeps its router bias, the mean, so that the
+    default models stay as they were), in one forward: each router is calibrated on its input just before it
     runs, so the units after it see the calibrated decisions (a forward per unit gives the same result at
     a cost quadratic in depth). Mixture-of-Depths prefill executes its capacity; this sets its decode rule."""
     rc = model.routing_config

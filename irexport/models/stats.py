@@ -96,12 +96,12 @@ def decode_bytes(model: RoutedCausalLM, out: RoutedOutput, past_tokens: int) -> 
     kv_token = 2 * cfg.num_key_value_heads * head_dim(cfg) * next(model.parameters()).element_size()
     embed = batch * cfg.hidden_size * inner.embed_tokens.weight.element_size()
     dense = routed = _bytes(model.base.lm_head) + _bytes(inner.norm) + embed
+    cache = kv_token * (past_tokens + 1)  # per sequence whose query runs
     for i, layer in enumerate(inner.layers[: cfg.num_hidden_layers]):
         attn = layer.self_attn
         kv = _bytes(attn.k_proj) + _bytes(attn.v_proj) + _bytes(layer.input_layernorm) + _bytes(layer.post_attention_layernorm)
         kv += sum(_bytes(getattr(attn, n)) for n in ("q_norm", "k_norm") if hasattr(attn, n))
         weights = {"attention": _bytes(attn.q_proj) + _bytes(attn.o_proj), "mlp": _bytes(layer.mlp)}
-        cache = kv_token * (past_tokens + 1)  # per sequence whose query runs
         dense += kv + sum(weights.values()) + batch * cache
         routed += kv
         for u, unit in enumerate(UNITS):
