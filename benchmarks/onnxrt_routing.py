@@ -10,12 +10,15 @@ Every row carries the ideals of its regime, computed from those decisions: the F
 (routers and LFF included, K/V for every token), and for decode the ratio of bytes read (a unit's weights
 when any sequence executes it, the cache of each sequence whose attention runs), the ideal where reading
 memory bounds the step. The targets are the issue's: prefill against FLOPs, batch-1 decode against bytes,
-decode at batch >= 32 against FLOPs. Each variant is the export's one graph in one session, fed an empty
+decode at batch >= 32 against FLOPs. Next to them, the graph ideals: the same ratios for what the exported
+graphs compute and move (the cache copy, the attention core over every sequence and key, the LFF on every
+token), and for each missed row the bound its numbers point to (see BOUNDS). Each variant is the export's one graph in one session, fed an empty
 cache for prefill. The variants run interleaved within each repeat (in an order rotated every repeat), on one model's weights; a speedup is the median
 over repeats of dense time / routed time. Sessions do not spin (session.intra_op.allow_spinning=0).
 
     python benchmarks/onnxrt_routing.py                                   # the recorded run (~15 min, 2 cores)
     python benchmarks/onnxrt_routing.py --hidden 256 --layers 2 --prefill 1x128 --decode 1x64,8x64 --repeats 2
+    python benchmarks/onnxrt_routing.py --tables benchmarks/results/onnxrt_routing.json   # the README tables
 """
 
 from __future__ import annotations
@@ -123,9 +126,13 @@ def ideals(model, regime, decisions):
                                  for i in range(model.config.num_hidden_layers)])
     executed = executed_fraction(SimpleNamespace(execute=execute, valid=valid))[routed_units].mean().item()
     past = mask[:, : regime["past"]].sum(1) if regime["past"] else None
-    result = {"executed_fraction": executed, "ideal_flops": flops(model, out, past)["ideal_speedup"]}
+    runs = execute.any(dim=(2, 3))[routed_units]  # a routed unit runs this forward for some token
+    result = {"executed_fraction": executed, "units_run": runs.double().mean().item(),
+              "ideal_flops": flops(model, out, past)["ideal_speedup"],
+              "graph_flops": flops(model, out, past, as_exported=True)["ideal_speedup"]}
     if regime["phase"] == "decode":
         result["ideal_bytes"] = decode_bytes(model, out, regime["past"])["ideal_speedup"]
+        result["graph_bytes"] = decode_bytes(model, out, regime["past"], as_exported=True)["ideal_speedup"]
     return result
 
 
@@ -136,6 +143,33 @@ def target(regime):
     if regime["batch"] == 1:
         return "ideal_bytes", 0.9
     return ("ideal_flops", 0.8) if regime["batch"] >= 32 else (None, None)
+
+
+BOUNDS = {
+    "ideal": "the physical ideal is below dense: the routers and LFFs cost more than the skipped units save",
+    "memory": "memory bounds the step: the FLOP target asks more than the bytes ideal allows",
+    "layout": "the exported graph's layout caps it below the target: the cache copy and the attention core "
+              "cover every sequence, the LFF every token",
+    "runtime": "ONNX Runtime reaches less than 0.9 of what the graph allows (or the graph allows the target): "
+               "the time of its index / gather / scatter nodes",
+}
+
+
+def bound(row):
+    """What keeps a row from its target, from its own numbers (a key of BOUNDS), None when met. The ideal
+    that bounds a step on this CPU is bytes in decode and FLOPs in prefill."""
+    if row["meets_target"]:
+        return None
+    ideal, share = target(row)
+    needed = max(1.0, share * row[ideal]) if ideal else 1.0
+    kind = "bytes" if row["phase"] == "decode" else "flops"
+    if row[f"ideal_{kind}"] < 1.0:
+        return "ideal"
+    if row[f"ideal_{kind}"] < needed:
+        return "memory"  # only a FLOP target on a decode step can ask more than its bytes ideal
+    graph = row[f"graph_{kind}"]
+    # the layout when the graph ideal misses too and the runtime gets close to it; the larger gap otherwise
+    return "layout" if graph < needed and row["compact_speedup"] >= 0.9 * graph else "runtime"
 
 
 def measure_group(args, family, fraction, dense, all_regimes, workdir):
@@ -157,6 +191,7 @@ def measure_group(args, family, fraction, dense, all_regimes, workdir):
         if ideal:
             row["compact_of_ideal"] = row["compact_speedup"] / row[ideal]
         row["meets_target"] = row["compact_speedup"] >= 1.0 and (not ideal or row["compact_of_ideal"] >= share)
+        row["bound"] = bound(row)
         rows.append(row)
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     del sessions
@@ -189,6 +224,9 @@ def plot(result, path: Path):
             if "ideal_bytes" in rows[0]:
                 ax.plot(x, [r["ideal_bytes"] for r in rows], marker=marker, linestyle="-.", color="tab:green",
                         alpha=0.7, label=f"bytes ideal ({family})")
+            graph = "graph_bytes" if "graph_bytes" in rows[0] else "graph_flops"
+            ax.plot(x, [r[graph] for r in rows], marker=marker, linestyle=(0, (1, 3)), color="tab:purple",
+                    alpha=0.8, label=f"graph ideal ({family})")
         ax.axhline(1.0, color="red", linewidth=0.8)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("executed fraction")
@@ -202,6 +240,33 @@ def plot(result, path: Path):
     fig.suptitle(f"ONNX Runtime CPU, {m['cpu']} ({m['cores']} cores), {result['date']}: routed vs dense", fontsize=12)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+
+
+def tables(result) -> str:
+    """The README's tables (Markdown) from a recorded result: per regime, every row, and what bounds the misses."""
+    rows = result["rows"]
+    f2 = lambda v: f"{v:.2f}"  # noqa: E731
+    span = lambda vals: f"{min(vals):.2f} – {max(vals):.2f}" if vals else "–"  # noqa: E731
+    out = ["| regime | compact × dense (min – max) | compact / FLOP ideal | compact / bytes ideal | rows meeting the "
+           "target | what bounds the others |", "|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["regime"] for r in rows):
+        group = [r for r in rows if r["regime"] == name]
+        bounds = [r["bound"] for r in group if r["bound"]]
+        why = ", ".join(f"{b} {bounds.count(b)}" for b in BOUNDS if b in bounds) or "–"
+        out.append(f"| {name} | {span([r['compact_speedup'] for r in group])} | "
+                   f"{span([r['compact_speedup'] / r['ideal_flops'] for r in group])} | "
+                   f"{span([r['compact_speedup'] / r['ideal_bytes'] for r in group if 'ideal_bytes' in r])} | "
+                   f"{sum(r['meets_target'] for r in group)} / {len(group)} | {why} |")
+    out += ["", "| regime | family | executed | units run | dense ms | masked × | compact × | FLOP ideal | bytes ideal "
+            "| graph ideal | compact / target ideal | target |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        graph = r["graph_bytes"] if r["phase"] == "decode" else r["graph_flops"]
+        out.append(f"| {r['regime']} | {r['family']} | {f2(r['executed_fraction'])} | {f2(r['units_run'])} | "
+                   f"{r['dense_ms']:.1f} | {f2(r['masked_speedup'])} | **{f2(r['compact_speedup'])}** | "
+                   f"{f2(r['ideal_flops'])} | {f2(r['ideal_bytes']) if 'ideal_bytes' in r else '–'} | {f2(graph)} | "
+                   f"{f2(r['compact_of_ideal']) if 'compact_of_ideal' in r else '–'} | "
+                   f"{'met' if r['meets_target'] else 'missed: ' + r['bound']} |")
+    return "\n".join(out) + "\n"
 
 
 def cpu_name() -> str:
@@ -228,7 +293,11 @@ def main():
     p.add_argument("--fractions", default="0.25,0.5,0.75")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--output", type=Path, default=RESULTS / "onnxrt_routing.json")
+    p.add_argument("--tables", type=Path, metavar="JSON", help="print the README tables of a recorded result and exit")
     args = p.parse_args()
+    if args.tables:
+        print(tables(json.loads(args.tables.read_text())), end="")
+        return
 
     all_regimes = regimes(args)
     rows = []
@@ -244,10 +313,11 @@ def main():
         "benchmark": "onnxrt_routing", "date": datetime.date.today().isoformat(),
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "onnxruntime": ort.__version__,
                     "torch": torch.__version__},
-        "config": {k: v for k, v in vars(args).items() if k != "output"},
+        "config": {k: v for k, v in vars(args).items() if k not in ("output", "tables")},
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "targets": "compact >= 1.0x dense in every row; prefill and batch-1 decode >= 0.9 of the ideal "
                    "(bytes at batch-1 decode); decode at batch >= 32 >= 0.8 of the FLOP ideal",
+        "bounds": BOUNDS,
         "rows": rows,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -253,3 +253,52 @@ def test_decode_bytes_count_the_weights_and_cache_a_step_reads():
     got = decode_bytes(model, none, past_tokens=8)
     units = nbytes([*(m.self_attn.q_proj for m in layers), *(m.self_attn.o_proj for m in layers), *(m.mlp for m in layers)])
     assert got["dense_bytes"] - got["routed_bytes"] == units + cache - routers - lffs
+
+
+@torch.no_grad()
+def test_decode_bytes_as_exported_add_the_cache_copy_and_every_sequence_s_core():
+    """As the exported graph moves them: the cache is copied past -> present on both sides, and once one
+    sequence executes attention the core reads every sequence's cache (Tq = 1 for the whole batch)."""
+    from irexport.models.attention import head_dim
+    from irexport.models.stats import decode_bytes
+
+    model = tiny("informed")
+    ids = random_ids(3, 9)
+    prefill = model(ids[:, :-1])
+    L = model.config.num_hidden_layers
+    kv_token = 2 * model.config.num_key_value_heads * head_dim(model.config) * 4
+    first_only = torch.zeros(L, 2, 3, 1, dtype=torch.bool)
+    first_only[:, :, 0] = True
+    step = model(ids[:, -1:], past_key_values=prefill.past_key_values, force_execute=first_only)
+    ideal, graph = decode_bytes(model, step, 8), decode_bytes(model, step, 8, as_exported=True)
+    copy = L * 2 * 3 * kv_token * 8  # layers x (read + write) x sequences x slots
+    assert graph["dense_bytes"] - ideal["dense_bytes"] == copy
+    assert graph["routed_bytes"] - ideal["routed_bytes"] == copy + L * 2 * kv_token * 9  # two more sequences' cores
+
+
+@torch.no_grad()
+def test_flops_as_exported_count_the_lff_on_every_token_and_the_core_over_every_key():
+    from irexport.models.attention import head_dim
+    from irexport.models.stats import _lff_flops, _router_flops, flops
+
+    model = tiny("informed")
+    cfg = model.config
+    L = cfg.num_hidden_layers
+    ids = random_ids(2, 7)
+    routings = [model.routing.layers[i][u] for i in range(L) for u in model.routing.layers[i]]
+    assert len(routings) == 2 * L
+    every = model(ids, force_execute=torch.ones(L, 2, 2, 7, dtype=torch.bool))
+    got = flops(model, every, as_exported=True)
+    assert got["routed_flops"] - got["dense_flops"] == sum(_router_flops(r) + _lff_flops(r) for r in routings) * 14
+
+    # attention runs for tokens 0-2 of sequence 0 and token 6 of sequence 1, no MLP: the compact core is
+    # [2 sequences, Tq = 3] queries over all 7 keys, the ideal counts each query's causal keys (1+2+3 + 7)
+    force = torch.zeros(L, 2, 2, 7, dtype=torch.bool)
+    force[:, 0, 0, :3] = True
+    force[:, 0, 1, 6] = True
+    out = model(ids, force_execute=force)
+    ideal, graph = flops(model, out), flops(model, out, as_exported=True)
+    scores = 2 * 2 * cfg.num_attention_heads * head_dim(cfg)
+    lff_attention = _lff_flops(model.routing.layers[0]["attention"])
+    assert graph["dense_flops"] - ideal["dense_flops"] == L * scores * (2 * 7 * 7 - 2 * 28)
+    assert graph["routed_flops"] - ideal["routed_flops"] == L * (scores * (2 * 3 * 7 - 13) + lff_attention * 4)

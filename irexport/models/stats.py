@@ -32,9 +32,15 @@ def _lff_flops(unit_routing) -> int:
     return 0 if lff is None else 2 * sum(m.in_features * m.out_features for m in (lff.linear1, lff.linear2))
 
 
-def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | None = None) -> dict:
+def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | None = None,
+          as_exported: bool = False) -> dict:
     """Dense and routed FLOPs of the forward that produced ``out``; ``past_tokens`` [B]: the valid
-    tokens of the cache it extended (none: a prefill)."""
+    tokens of the cache it extended (none: a prefill).
+
+    ``as_exported`` counts what the exported graphs compute instead of the ideal: the attention core of
+    every query over every key of the cache (masked, not skipped), on the [B, T] layout (dense) or the
+    [B, Tq] layout of RouteSeqIndex (compact: Tq = the most tokens any sequence executes), and the LFF on
+    every token. The gap between the two is what the graph's layout, not the runtime, leaves on the table."""
     cfg = model.config
     d, inter = cfg.hidden_size, cfg.intermediate_size
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
@@ -45,6 +51,7 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
     context = valid.long().cumsum(1) * valid
     if past_tokens is not None:
         context = context + past_tokens[:, None] * valid
+    keys = valid.shape[1] + (int(past_tokens.max()) if past_tokens is not None else 0)  # as exported
     q_path_token = 2 * (d * heads * hd * 2)  # Q and O projections
     kv_flops = 2 * d * kv_heads * hd * 2 * n_tokens
     mlp_token = 2 * 3 * d * inter
@@ -56,15 +63,22 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
             n_exec = int(execute.sum())
             if unit == "attention":
                 scores = 2 * 2 * heads * hd  # QK^T and PV per (query, key)
-                dense_unit = kv_flops + q_path_token * n_tokens + scores * int(context.sum())
-                routed_unit = kv_flops + q_path_token * n_exec + scores * int((context * execute).sum())
+                if as_exported:
+                    B, T = valid.shape
+                    tq = int(execute.sum(1).max()) if n_exec else 0
+                    dense_core, routed_core = B * T * keys, B * tq * keys
+                else:
+                    dense_core, routed_core = int(context.sum()), int((context * execute).sum())
+                dense_unit = kv_flops + q_path_token * n_tokens + scores * dense_core
+                routed_unit = kv_flops + q_path_token * n_exec + scores * routed_core
             else:
                 dense_unit = mlp_token * n_tokens
                 routed_unit = mlp_token * n_exec
             dense += dense_unit
             routing = model.routing.layers[i][unit] if unit in model.routing.layers[i] else None
             if routing is not None:
-                routed_unit += _router_flops(routing) * n_tokens + _lff_flops(routing) * (n_tokens - n_exec)
+                approximated = n_tokens if as_exported else n_tokens - n_exec
+                routed_unit += _router_flops(routing) * n_tokens + _lff_flops(routing) * approximated
             routed += routed_unit
     head = 2 * d * cfg.vocab_size * n_tokens
     dense += head
@@ -82,13 +96,17 @@ def _bytes(module: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
-def decode_bytes(model: RoutedCausalLM, out: RoutedOutput, past_tokens: int) -> dict:
+def decode_bytes(model: RoutedCausalLM, out: RoutedOutput, past_tokens: int, as_exported: bool = False) -> dict:
     """Bytes a decode step (one token per sequence) reads, dense and routed: every weight it uses once (the
     embedding rows, not the table) and, per sequence, the cache its attention core reads. A unit's weights
     are read when any sequence executes it; a sequence that skips attention reads no cache; routers are
     read, and LFFs when some sequence is approximated. Writing the new K/V is left out, as is the copy of
     the cache from past to present an exported decode graph makes: dense and routed both pay them. This is
-    the ideal where reading memory bounds the step (small batches)."""
+    the ideal where reading memory bounds the step (small batches).
+
+    ``as_exported`` counts what the exported graph moves instead: the cache copy from past to present
+    (read and written, both sides), the attention core over every sequence's cache once any sequence
+    executes attention (RouteSeqIndex gives Tq = 1 for the whole batch), and the LFF weights always."""
     cfg = model.config
     inner = model.base.model
     execute = out.execute[:, :, :, 0]  # [L, 2, B]
@@ -102,14 +120,17 @@ def decode_bytes(model: RoutedCausalLM, out: RoutedOutput, past_tokens: int) -> 
         kv = _bytes(attn.k_proj) + _bytes(attn.v_proj) + _bytes(layer.input_layernorm) + _bytes(layer.post_attention_layernorm)
         kv += sum(_bytes(getattr(attn, n)) for n in ("q_norm", "k_norm") if hasattr(attn, n))
         weights = {"attention": _bytes(attn.q_proj) + _bytes(attn.o_proj), "mlp": _bytes(layer.mlp)}
-        dense += kv + sum(weights.values()) + batch * cache
-        routed += kv
+        copy = 2 * batch * kv_token * past_tokens if as_exported else 0
+        dense += kv + sum(weights.values()) + batch * cache + copy
+        routed += kv + copy
         for u, unit in enumerate(UNITS):
             runs = int(execute[i, u].sum())
-            routed += (weights[unit] if runs else 0) + (runs * cache if unit == "attention" else 0)
+            readers = (batch if runs else 0) if as_exported else runs  # sequences whose core reads the cache
+            routed += (weights[unit] if runs else 0) + (readers * cache if unit == "attention" else 0)
             routing = model.routing.layers[i][unit] if unit in model.routing.layers[i] else None
             if routing is not None:
-                routed += _bytes(routing.router) + (0 if runs == batch or routing.lff is None else _bytes(routing.lff))
+                lff = routing.lff is not None and (as_exported or runs < batch)
+                routed += _bytes(routing.router) + (_bytes(routing.lff) if lff else 0)
     return {"dense_bytes": dense, "routed_bytes": routed, "ideal_speedup": dense / routed}
 
 
