@@ -28,7 +28,10 @@ def row(phase, batch, compact, ideal_flops, graph, ideal_bytes=None):
 @pytest.mark.parametrize("r, expected", [
     (row("prefill", 1, 1.5, 1.6, 1.6), None),  # 0.94 of the FLOP ideal: met
     (row("decode", 1, 0.78, 0.96, 0.93, ideal_bytes=0.96), "ideal"),  # every unit runs: the routers cost, nothing is skipped
-    (row("decode", 32, 1.23, 2.46, 0.97, ideal_bytes=1.37), "memory"),  # 0.8 of 2.46 FLOPs asks more than 1.37 bytes
+    (row("decode", 32, 1.23, 2.46, 0.97, ideal_bytes=1.37), "mixed"),  # neither memory nor compute alone
+    (row("decode", 64, 0.98, 1.21, 0.99, ideal_bytes=1.14), "mixed"),  # below dense, still no single ideal
+    (row("decode", 64, 1.1, 1.3, 0.99, ideal_bytes=1.2), None),  # 0.85 of the FLOP ideal and above dense: met
+    (row("decode", 8, 0.9, 1.23, 0.95, ideal_bytes=0.96), "ideal"),  # memory-bound, and the bytes ideal < 1
     (row("decode", 8, 0.93, 1.17, 0.97, ideal_bytes=1.09), "layout"),  # the graph allows 0.97 and gets 0.93
     (row("decode", 1, 1.84, 4.0, 3.5, ideal_bytes=3.99), "runtime"),  # the graph allows 3.5, the runtime gets 1.84
     (row("prefill", 1, 1.97, 2.31, 2.29), "runtime"),  # the graph allows the target

@@ -275,9 +275,17 @@ def test_decode_bytes_as_exported_add_the_cache_copy_and_every_sequence_s_core()
     assert graph["dense_bytes"] - ideal["dense_bytes"] == copy
     assert graph["routed_bytes"] - ideal["routed_bytes"] == copy + L * 2 * kv_token * 9  # two more sequences' cores
 
+    # no sequence executes: no core reads the cache; all execute: the graph still reads the LFFs
+    lffs = sum(p.numel() * 4 for i in range(L) for u in model.routing.layers[i] for p in model.routing.layers[i][u].lff.parameters())
+    for force, extra in ((torch.zeros(L, 2, 3, 1, dtype=torch.bool), 0), (torch.ones(L, 2, 3, 1, dtype=torch.bool), lffs)):
+        step = model(ids[:, -1:], past_key_values=prefill.past_key_values, force_execute=force)
+        ideal, graph = decode_bytes(model, step, 8), decode_bytes(model, step, 8, as_exported=True)
+        assert graph["routed_bytes"] - ideal["routed_bytes"] == copy + extra
+
 
 @torch.no_grad()
-def test_flops_as_exported_count_the_lff_on_every_token_and_the_core_over_every_key():
+def test_flops_as_exported_count_the_lff_on_every_token_and_the_core_over_every_key(monkeypatch):
+    from irexport.models import attention
     from irexport.models.attention import head_dim
     from irexport.models.stats import _lff_flops, _router_flops, flops
 
@@ -296,9 +304,14 @@ def test_flops_as_exported_count_the_lff_on_every_token_and_the_core_over_every_
     force = torch.zeros(L, 2, 2, 7, dtype=torch.bool)
     force[:, 0, 0, :3] = True
     force[:, 0, 1, 6] = True
-    out = model(ids, force_execute=force)
+    core = []  # what the compact forward's attention core runs: sequences x queries x keys, per layer
+    real = attention.attend
+    monkeypatch.setattr(attention, "attend", lambda attn, q, k, *rest: core.append(q.shape[0] * q.shape[2] * k.shape[2])
+                        or real(attn, q, k, *rest))
+    out = model(ids, mode="compact", force_execute=force)
+    assert core == [2 * 3 * 7] * L
     ideal, graph = flops(model, out), flops(model, out, as_exported=True)
     scores = 2 * 2 * cfg.num_attention_heads * head_dim(cfg)
     lff_attention = _lff_flops(model.routing.layers[0]["attention"])
     assert graph["dense_flops"] - ideal["dense_flops"] == L * scores * (2 * 7 * 7 - 2 * 28)
-    assert graph["routed_flops"] - ideal["routed_flops"] == L * (scores * (2 * 3 * 7 - 13) + lff_attention * 4)
+    assert graph["routed_flops"] - ideal["routed_flops"] == scores * (sum(core) - 13 * L) + L * lff_attention * 4

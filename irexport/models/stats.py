@@ -39,8 +39,10 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
 
     ``as_exported`` counts what the exported graphs compute instead of the ideal: the attention core of
     every query over every key of the cache (masked, not skipped), on the [B, T] layout (dense) or the
-    [B, Tq] layout of RouteSeqIndex (compact: Tq = the most tokens any sequence executes), and the LFF on
-    every token. The gap between the two is what the graph's layout, not the runtime, leaves on the table."""
+    [B, Tq] layout of RouteSeqIndex (compact: Tq = the most tokens any sequence executes), the LFF on
+    every token, and unrouted units on every token (they run masked). It counts the rows of ``out.valid``:
+    pass all ones to count padding rows, which the graph runs too. The gap between the two is what the
+    graph's layout, not the runtime, leaves on the table."""
     cfg = model.config
     d, inter = cfg.hidden_size, cfg.intermediate_size
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
@@ -76,6 +78,8 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
                 routed_unit = mlp_token * n_exec
             dense += dense_unit
             routing = model.routing.layers[i][unit] if unit in model.routing.layers[i] else None
+            if routing is None and as_exported:
+                routed_unit = dense_unit
             if routing is not None:
                 approximated = n_tokens if as_exported else n_tokens - n_exec
                 routed_unit += _router_flops(routing) * n_tokens + _lff_flops(routing) * approximated
