@@ -5,7 +5,7 @@ model of a given size. Each step runs as its own process (its peak RSS is its ow
     python benchmarks/export_footprint.py                                   # ~120M parameters (fp32), a few minutes
     python benchmarks/export_footprint.py --hidden 2048 --intermediate 5632 --layers 22 --heads 32 --kv-heads 4 \\
         --name 1b                                                           # ~1B parameters (TinyLlama's shapes)
-    python benchmarks/export_footprint.py --hidden 3072 --intermediate 8192 --layers 28 --heads 24 --kv-heads 8 \
+    python benchmarks/export_footprint.py --hidden 3072 --intermediate 8192 --layers 28 --heads 24 --kv-heads 8 \\
         --dtype bfloat16 --name 3b                                          # ~3B parameters (Llama-3.2-3B's shapes)
 """
 
@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def measured(argv: list[str], python=("-m", "irexport.cli.main")) -> dict:
-    """Run ``python -m irexport.cli.main ARGV`` as a child; its wall time and peak resident memory."""
+    """Run ``python PYTHON ARGV`` (by default the irexport CLI) as a child; its wall time and peak resident
+    memory."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: a chatty child cannot block on it
         start = time.monotonic()
@@ -38,7 +39,7 @@ def measured(argv: list[str], python=("-m", "irexport.cli.main")) -> dict:
         seconds = time.monotonic() - start
         if os.waitstatus_to_exitcode(status) != 0:
             stderr.seek(0)
-            sys.exit(f"irexport {' '.join(map(str, argv))} failed:\n{stderr.read()}")
+            sys.exit(f"python {' '.join(map(str, (*python, *argv)))} failed:\n{stderr.read()}")
     return {"seconds": round(seconds, 1), "peak_rss_bytes": usage.ru_maxrss * 1024}
 
 

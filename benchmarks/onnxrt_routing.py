@@ -12,9 +12,12 @@ when any sequence executes it, the cache of each sequence whose attention runs),
 memory bounds the step. The targets are the issue's: prefill against FLOPs, batch-1 decode against bytes,
 decode at batch >= 32 against FLOPs. Next to them, the graph ideals: the same ratios for what the exported
 graphs compute and move (the cache copy, the attention core over every sequence and key, the LFF on every
-token), and for each missed row the bound its numbers point to (see BOUNDS). Each variant is the export's one graph in one session, fed an empty
-cache for prefill. The variants run interleaved within each repeat (in an order rotated every repeat), on one model's weights; a speedup is the median
-over repeats of dense time / routed time. Sessions do not spin (session.intra_op.allow_spinning=0).
+token), and for each missed row the bound its numbers point to (see BOUNDS).
+
+Each variant is the export's one graph in one session, fed an empty cache for prefill. The variants run
+interleaved within each repeat (in an order rotated every repeat), on one model's weights; a speedup is
+the median over repeats of dense time / routed time. Sessions do not spin
+(session.intra_op.allow_spinning=0).
 
     python benchmarks/onnxrt_routing.py                                   # the recorded run (~15 min, 2 cores)
     python benchmarks/onnxrt_routing.py --hidden 256 --layers 2 --prefill 1x128 --decode 1x64,8x64 --repeats 2
@@ -157,6 +160,21 @@ BOUNDS = {
 }
 
 
+def verdict(row) -> dict:
+    """The row with its share of the ideal it is held to, whether it meets its target, and its bound."""
+    ideal, share = target(row)
+    if ideal:
+        row["compact_of_ideal"] = row["compact_speedup"] / row[ideal]
+    row["meets_target"] = row["compact_speedup"] >= 1.0 and (not ideal or row["compact_of_ideal"] >= share)
+    row["bound"] = bound(row)
+    return row
+
+
+def resource(row) -> str:
+    """The ideal a row's phase is read against here: bytes in decode, FLOPs in prefill."""
+    return "bytes" if row["phase"] == "decode" else "flops"
+
+
 def bound(row):
     """What keeps a row from its target, from its own numbers (a key of BOUNDS), None when met. The resource
     that bounds a step: compute in prefill; in decode, the weight products do batch / 2 FLOPs per byte of
@@ -168,7 +186,7 @@ def bound(row):
         return "mixed"
     ideal, share = target(row)
     needed = max(1.0, share * row[ideal]) if ideal else 1.0
-    kind = "bytes" if row["phase"] == "decode" else "flops"
+    kind = resource(row)
     if row[f"ideal_{kind}"] < 1.0:
         return "ideal"
     graph = row[f"graph_{kind}"]
@@ -190,12 +208,7 @@ def measure_group(args, family, fraction, dense, all_regimes, workdir):
                "past": regime["past"], "family": family, "calibrated_fraction": fraction,
                **ideals(model, regime, decisions), **{f"{v}_ms": ms[v] for v in VARIANTS},
                "masked_speedup": speed["masked"], "compact_speedup": speed["compact"]}
-        ideal, share = target(regime)
-        if ideal:
-            row["compact_of_ideal"] = row["compact_speedup"] / row[ideal]
-        row["meets_target"] = row["compact_speedup"] >= 1.0 and (not ideal or row["compact_of_ideal"] >= share)
-        row["bound"] = bound(row)
-        rows.append(row)
+        rows.append(verdict(row))
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     del sessions
     gc.collect()
@@ -227,8 +240,7 @@ def plot(result, path: Path):
             if "ideal_bytes" in rows[0]:
                 ax.plot(x, [r["ideal_bytes"] for r in rows], marker=marker, linestyle="-.", color="tab:green",
                         alpha=0.7, label=f"bytes ideal ({family})")
-            graph = "graph_bytes" if "graph_bytes" in rows[0] else "graph_flops"
-            ax.plot(x, [r[graph] for r in rows], marker=marker, linestyle=(0, (1, 3)), color="tab:purple",
+            ax.plot(x, [r[f"graph_{resource(r)}"] for r in rows], marker=marker, linestyle=(0, (1, 3)), color="tab:purple",
                     alpha=0.8, label=f"graph ideal ({family})")
         ax.axhline(1.0, color="red", linewidth=0.8)
         ax.set_title(name, fontsize=10)
@@ -263,7 +275,7 @@ def tables(result) -> str:
     out += ["", "| regime | family | executed | units run | dense ms | masked × | compact × | FLOP ideal | bytes ideal "
             "| graph ideal | compact / target ideal | target |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        graph = r["graph_bytes"] if r["phase"] == "decode" else r["graph_flops"]
+        graph = r[f"graph_{resource(r)}"]
         out.append(f"| {r['regime']} | {r['family']} | {f2(r['executed_fraction'])} | {f2(r['units_run'])} | "
                    f"{r['dense_ms']:.1f} | {f2(r['masked_speedup'])} | **{f2(r['compact_speedup'])}** | "
                    f"{f2(r['ideal_flops'])} | {f2(r['ideal_bytes']) if 'ideal_bytes' in r else '–'} | {f2(graph)} | "

@@ -34,6 +34,14 @@ def prefill_feed(manifest: dict, feed: dict) -> dict:
     return {**feed, **empty_cache(manifest, feed["input_ids"].shape[0])}
 
 
+def next_step(feed: dict, outputs: dict, layers: int) -> dict:
+    """The decode step after ``outputs`` of ``feed``: each sequence's greedy next token, the mask grown by
+    it, and the outputs' cache (numpy arrays)."""
+    token = outputs["logits"][:, -1].argmax(-1).astype(np.int64)[:, None]
+    mask = np.concatenate([feed["attention_mask"], np.ones_like(token)], 1)
+    return {"input_ids": token, "attention_mask": mask, **cache_feed(outputs, layers)}
+
+
 def greedy_reference(model, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int, mode: str = "masked"):
     import torch
 
@@ -80,11 +88,10 @@ class OnnxGenerator:
         return dict(zip(self.names, self.session.run(None, feed)))
 
     def greedy(self, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int) -> np.ndarray:
-        outs = self.run(prefill_feed(self.manifest, {"input_ids": input_ids, "attention_mask": attention_mask}))
-        mask, generated = attention_mask, []
+        feed = prefill_feed(self.manifest, {"input_ids": input_ids, "attention_mask": attention_mask})
+        outs, generated = self.run(feed), []
         for _ in range(new_tokens):
-            token = outs["logits"][:, -1].argmax(-1).astype(np.int64)[:, None]
-            generated.append(token)
-            mask = np.concatenate([mask, np.ones_like(token)], 1)
-            outs = self.run({"input_ids": token, "attention_mask": mask, **cache_feed(outs, self.layers)})
+            feed = next_step(feed, outs, self.layers)
+            generated.append(feed["input_ids"])
+            outs = self.run(feed)
         return np.concatenate(generated, 1)

@@ -33,7 +33,7 @@ from .engine.loading import (
     version_tuple,
 )
 from .errors import IrexportError
-from .export.manifest import DTYPES, PHASES, check_phase
+from .export.manifest import DTYPES, PHASES, check_phase, past_names
 from .jsonrecord import read_json_record
 from .schema import FILE_NAME, SHA256, Bool, Int, List, Map, Obj, Opt, Str
 
@@ -120,10 +120,13 @@ def check_feed(inputs: dict, feed: dict, where: str) -> None:
         shape = tuple(value.shape)
         if len(shape) != len(spec["min"]):
             raise IrexportError(f"{where}: input {name} has shape {list(shape)}, the engine takes rank {len(spec['min'])}")
-        outside = [(lo, hi) for s, lo, hi in zip(shape, spec["min"], spec["max"]) if not lo <= s <= hi]
+        outside = [(axis, lo, hi) for axis, (s, lo, hi) in enumerate(zip(shape, spec["min"], spec["max"]))
+                   if not lo <= s <= hi]
         if outside:
-            hint = ("prefill takes an empty cache, decode one new token per sequence" if all(lo == hi for lo, hi in outside)
-                    else "rebuild with a wider recipe")
+            # a phase fixes an axis other than the batch (prefill: the cache's length, decode: the new tokens)
+            phase_fixed = all(axis > 0 and lo == hi for axis, lo, hi in outside)
+            hint = "prefill takes an empty cache, decode one new token per sequence" if phase_fixed else \
+                "rebuild with a wider recipe"
             raise IrexportError(f"{where}: input {name} has shape {list(shape)}, outside the engine's profile "
                                 f"{list(spec['min'])} .. {list(spec['max'])} ({hint})")
 
@@ -167,19 +170,23 @@ class Engine:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
 
-    def dtype_of(self, name: str):
-        """The torch dtype of an input."""
-        return self._dtypes[self.profiles["decode"]["inputs"][name]["dtype"]]
-
     def inputs(self, phase: str) -> dict:
         """{name: {dtype, min, opt, max}} of the phase's profile, as the build recorded it."""
         return self.profiles[check_phase(phase)]["inputs"]
 
+    def input_dtype(self, phase: str, name: str):
+        """The torch dtype the engine takes for an input."""
+        return self._dtypes[self.inputs(phase)[name]["dtype"]]
+
     def _context(self, phase: str):
         if phase not in self._contexts:
             context = self.engine.create_execution_context(self._trt.ExecutionContextAllocationStrategy.USER_MANAGED)
-            if context is None or not context.set_optimization_profile_async(self.profiles[phase]["index"],
-                                                                              self._stream.cuda_stream):
+            try:  # the binding raises RuntimeError where the C++ call returns false
+                selected = context is not None and context.set_optimization_profile_async(self.profiles[phase]["index"],
+                                                                                          self._stream.cuda_stream)
+            except RuntimeError:
+                selected = False
+            if not selected:
                 raise IrexportError(f"{self.where}: TensorRT could not create the {phase} context (see the messages above)")
             context.set_device_memory(self._activations.data_ptr(), self.engine.device_memory_size_v2)
             self._contexts[phase] = context
@@ -203,7 +210,7 @@ class Engine:
         tensors = {}
         for name, value in feed.items():
             t = torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
-            tensors[name] = t.to(device=device, dtype=self._dtypes[inputs[name]["dtype"]]).contiguous()
+            tensors[name] = t.to(device=device, dtype=self.input_dtype(phase, name)).contiguous()
             if not (context.set_input_shape(name, tuple(t.shape))
                     and context.set_tensor_address(name, self._address(tensors[name]))):
                 raise IrexportError(f"{where}: TensorRT refused input {name} of shape {list(t.shape)}")
@@ -230,8 +237,7 @@ class EngineGenerator:
 
     def __init__(self, engine_dir, plugins=None):
         self.engine = Engine(engine_dir, plugins)
-        self.cache_inputs = [n for n in self.engine.inputs("decode") if n.startswith("past_key_values.")]
-        self.layers = len(self.cache_inputs) // 2
+        self.layers = sum(n.startswith("past_key_values.") for n in self.engine.inputs("decode")) // 2
 
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
         import torch
@@ -241,8 +247,8 @@ class EngineGenerator:
         ids = torch.as_tensor(input_ids, device="cuda")
         mask = torch.as_tensor(attention_mask, device="cuda")
         inputs = self.engine.inputs("prefill")
-        empty = {n: torch.empty((ids.shape[0], *inputs[n]["min"][1:]), dtype=self.engine.dtype_of(n), device="cuda")
-                 for n in self.cache_inputs}
+        empty = {n: torch.empty((ids.shape[0], *inputs[n]["min"][1:]), dtype=self.engine.input_dtype("prefill", n),
+                                device="cuda") for n in past_names(self.layers)}
         outs = self.engine.run("prefill", {"input_ids": ids, "attention_mask": mask, **empty})
         generated = []
         for _ in range(new_tokens):

@@ -77,10 +77,18 @@ def test_tensorrt_inlines_the_function_bodies_without_the_plugin_library(engines
 @pytest.mark.tensorrt
 @pytest.mark.parametrize("strategy", ["compact", "masked"])
 def test_routing_nodes_become_plugins_with_the_library(engines, strategy):
-    report = json.loads((engines("informed", strategy) / "build_report.json").read_text())
+    """... and the engine holds the profiles the build record lists, with their ranges."""
+    from irexport.runtime import Engine
+
+    engine_dir = engines("informed", strategy)
+    report = json.loads((engine_dir / "build_report.json").read_text())
     assert report["engine"]["routing"]["inlined"] == {}, report["engine"]["routing"]
     assert report["plugins"]["sha256"]
-    assert list(report["engine"]["profiles"]) == ["prefill", "decode"]
+    engine = Engine(engine_dir).engine  # refuses an engine without one profile per phase
+    for phase, profile in report["engine"]["profiles"].items():
+        for name, spec in profile["inputs"].items():
+            got = [list(dims) for dims in engine.get_tensor_profile_shape(name, profile["index"])]
+            assert got == [spec["min"], spec["opt"], spec["max"]], (phase, name)
 
 
 @pytest.mark.tensorrt

@@ -17,12 +17,7 @@ def row(phase, batch, compact, ideal_flops, graph, ideal_bytes=None):
         r.update(ideal_bytes=ideal_bytes, graph_bytes=graph, graph_flops=ideal_flops)
     else:
         r["graph_flops"] = graph
-    ideal, share = bench.target(r)
-    if ideal:
-        r["compact_of_ideal"] = compact / r[ideal]
-    r["meets_target"] = compact >= 1.0 and (not ideal or r["compact_of_ideal"] >= share)
-    r["bound"] = bench.bound(r)
-    return r
+    return bench.verdict(r)
 
 
 @pytest.mark.parametrize("r, expected", [

@@ -306,8 +306,12 @@ def test_flops_as_exported_count_the_lff_on_every_token_and_the_core_over_every_
     force[:, 0, 1, 6] = True
     core = []  # what the compact forward's attention core runs: sequences x queries x keys, per layer
     real = attention.attend
-    monkeypatch.setattr(attention, "attend", lambda attn, q, k, *rest: core.append(q.shape[0] * q.shape[2] * k.shape[2])
-                        or real(attn, q, k, *rest))
+
+    def spy(attn, q, k, *rest):
+        core.append(q.shape[0] * q.shape[2] * k.shape[2])
+        return real(attn, q, k, *rest)
+
+    monkeypatch.setattr(attention, "attend", spy)
     out = model(ids, mode="compact", force_execute=force)
     assert core == [2 * 3 * 7] * L
     ideal, graph = flops(model, out), flops(model, out, as_exported=True)

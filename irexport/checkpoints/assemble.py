@@ -1,8 +1,8 @@
 """Build a RoutedCausalLM from a transformers config, a routing config and two state dicts,
 checking every key and shape so that a bad checkpoint fails with one line naming the file and key.
 
-The checks run against the model built on the meta device (shapes, no memory) before the real one is
-allocated: a config that disagrees with its weights, or that claims absurd sizes, costs nothing."""
+The model is built on the meta device (shapes, no memory) and checked against the state dicts before it
+takes their tensors: a config that disagrees with its weights, or that claims absurd sizes, costs nothing."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def engine_record(path: Path, onnx_path: Path, manifest: dict, shapes: dict) -> 
     dtypes = {io["name"]: io["dtype"] for io in manifest["graph"]["inputs"]}
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path), "onnx": onnx_path.name,
             "onnx_sha256": sha256(onnx_path), "weights_sha256": manifest.get("weights", {}).get("sha256"),
-            "weights_bytes": manifest.get("weights", {}).get("bytes"),  # against "bytes": the weights are in once
+            "weights_bytes": manifest.get("weights", {}).get("bytes"),  # against "bytes": are the weights in once?
             "profiles": {phase: {"index": PHASES.index(phase),
                                  "inputs": {name: {"dtype": dtypes[name], "min": list(lo), "opt": list(opt), "max": list(hi)}
                                             for name, (lo, opt, hi) in shapes[phase].items()}}
@@ -151,7 +151,7 @@ def _build_one(trt, onnx_path: Path, engine_path: Path, shapes: dict, recipe: Re
 
         profiles = []
         for phase in PHASES:  # the profile's index is the phase's position: runtimes select it by that
-            profile = _phase_profile(first=not profiles)
+            profile = _phase_profile()
             for name, (lo, opt, hi) in shapes[phase].items():
                 profile.add(name, min=lo, opt=opt, max=hi)
             profiles.append(profile)
@@ -178,10 +178,11 @@ def _build_one(trt, onnx_path: Path, engine_path: Path, shapes: dict, recipe: Re
     return info
 
 
-def _phase_profile(first: bool):
-    """An empty Polygraphy Profile. Every profile after the first asks TensorRT not to allocate weight memory
-    for it, so the phases share one copy of the weights (IOptimizationProfile::setExtraMemoryTarget, default
-    1.0; 0.0 "aims to create the new optimization profile without allocating any additional weight memory")."""
+def _phase_profile():
+    """An empty Polygraphy Profile that asks TensorRT not to allocate weight memory for it, so the phases
+    share one copy of the weights (IOptimizationProfile::setExtraMemoryTarget, default 1.0; 0.0 "aims to
+    create the new optimization profile without allocating any additional weight memory", a hint,
+    "ignored for the first (default) optimization profile")."""
     from polygraphy.backend.trt import Profile
 
     class NoExtraWeights(Profile):
@@ -190,7 +191,7 @@ def _phase_profile(first: bool):
             profile.extra_memory_target = 0.0
             return profile
 
-    return Profile() if first else NoExtraWeights()
+    return NoExtraWeights()
 
 
 def _progress_monitor(trt, log):

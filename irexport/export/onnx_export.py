@@ -142,8 +142,8 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
                   "vocab_size": model.config.vocab_size, "eos_token_id": model.config.eos_token_id},
         "routing": model.routing_config.to_dict(),
     }
-    inputs = [source_dir] if source_dir else []
-    with atomic_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp, SharedWeights(tmp) as weights:
+    sources = [source_dir] if source_dir else []
+    with atomic_dir(out_dir, overwrite=overwrite, inputs=sources) as tmp, SharedWeights(tmp) as weights:
         log(f"exporting the graph ({strategy}, {dtype})")
         proto, used, inputs, outputs = export_graph(model, strategy, DTYPES[dtype], keep_exporter_metadata, weights)
         _save(proto, tmp / GRAPH_FILE)

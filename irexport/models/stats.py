@@ -42,7 +42,8 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
     [B, Tq] layout of RouteSeqIndex (compact: Tq = the most tokens any sequence executes), the LFF on
     every token, and unrouted units on every token (they run masked). It counts the rows of ``out.valid``:
     pass all ones to count padding rows, which the graph runs too. The gap between the two is what the
-    graph's layout, not the runtime, leaves on the table."""
+    graph's layout, not the runtime, leaves on the table. The cache's length is taken as the largest of
+    ``past_tokens`` (exact when its rows are full, as in the benchmark's decode steps)."""
     cfg = model.config
     d, inter = cfg.hidden_size, cfg.intermediate_size
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
@@ -53,7 +54,8 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
     context = valid.long().cumsum(1) * valid
     if past_tokens is not None:
         context = context + past_tokens[:, None] * valid
-    keys = valid.shape[1] + (int(past_tokens.max()) if past_tokens is not None else 0)  # as exported
+    B, T = valid.shape
+    keys = T + (int(past_tokens.max()) if past_tokens is not None else 0)  # every key, as exported
     q_path_token = 2 * (d * heads * hd * 2)  # Q and O projections
     kv_flops = 2 * d * kv_heads * hd * 2 * n_tokens
     mlp_token = 2 * 3 * d * inter
@@ -66,7 +68,6 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
             if unit == "attention":
                 scores = 2 * 2 * heads * hd  # QK^T and PV per (query, key)
                 if as_exported:
-                    B, T = valid.shape
                     tq = int(execute.sum(1).max()) if n_exec else 0
                     dense_core, routed_core = B * T * keys, B * tq * keys
                 else:
@@ -80,7 +81,7 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
             routing = model.routing.layers[i][unit] if unit in model.routing.layers[i] else None
             if routing is None and as_exported:
                 routed_unit = dense_unit
-            if routing is not None:
+            elif routing is not None:
                 approximated = n_tokens if as_exported else n_tokens - n_exec
                 routed_unit += _router_flops(routing) * n_tokens + _lff_flops(routing) * approximated
             routed += routed_unit
@@ -119,12 +120,12 @@ def decode_bytes(model: RoutedCausalLM, out: RoutedOutput, past_tokens: int, as_
     embed = batch * cfg.hidden_size * inner.embed_tokens.weight.element_size()
     dense = routed = _bytes(model.base.lm_head) + _bytes(inner.norm) + embed
     cache = kv_token * (past_tokens + 1)  # per sequence whose query runs
+    copy = 2 * batch * kv_token * past_tokens if as_exported else 0  # past -> present, read and written
     for i, layer in enumerate(inner.layers[: cfg.num_hidden_layers]):
         attn = layer.self_attn
         kv = _bytes(attn.k_proj) + _bytes(attn.v_proj) + _bytes(layer.input_layernorm) + _bytes(layer.post_attention_layernorm)
         kv += sum(_bytes(getattr(attn, n)) for n in ("q_norm", "k_norm") if hasattr(attn, n))
         weights = {"attention": _bytes(attn.q_proj) + _bytes(attn.o_proj), "mlp": _bytes(layer.mlp)}
-        copy = 2 * batch * kv_token * past_tokens if as_exported else 0
         dense += kv + sum(weights.values()) + batch * cache + copy
         routed += kv + copy
         for u, unit in enumerate(UNITS):

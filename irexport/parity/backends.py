@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IrexportError
+from ..export.manifest import check_phase
 
 ONNXRT = "onnxrt"
 TRT = "trt"
@@ -102,7 +103,7 @@ class TrtBackend:
         from ..reference import DTYPES
         from ..runtime import check_feed
 
-        profile = self.report["engine"]["profiles"][phase]
+        profile = self.report["engine"]["profiles"][check_phase(phase)]
         inputs = profile["inputs"]
         check_feed(inputs, feed, f"{self.path} ({phase})")
         # torch tensors in, torch tensors out: numpy has no bfloat16

@@ -50,31 +50,23 @@ def load_inputs(path: Path, vocab_size: int) -> dict:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def decode_feed(prefill_feed: dict, prefill_out: dict, layers: int) -> dict:
-    """One decode step after a prefill: each sequence's greedy next token, and the prefill's cache."""
-    token = prefill_out["logits"][:, -1].argmax(-1).astype(np.int64)[:, None]
-    from ..generate import cache_feed
-
-    mask = np.concatenate([prefill_feed["attention_mask"], np.ones_like(token)], 1)
-    return {"input_ids": token, "attention_mask": mask, **cache_feed(prefill_out, layers)}
-
-
 def run_reference(model, feed: dict, mode: str, force=None) -> dict:
     import torch
+
+    from ..export.manifest import past_names, present_names
 
     dtype = next(model.parameters()).dtype
     layers = model.config.num_hidden_layers
     past = None
-    if "past_key_values.0.key" in feed:
-        past = tuple((torch.from_numpy(feed[f"past_key_values.{i}.key"]).to(dtype),
-                      torch.from_numpy(feed[f"past_key_values.{i}.value"]).to(dtype)) for i in range(layers))
+    if past_names(layers)[0] in feed:
+        cache = [torch.from_numpy(feed[n]).to(dtype) for n in past_names(layers)]
+        past = tuple(zip(cache[::2], cache[1::2]))
     with torch.no_grad():
         out = model(torch.from_numpy(feed["input_ids"]), attention_mask=torch.from_numpy(feed["attention_mask"]),
                     past_key_values=past, mode=mode, force_execute=None if force is None else torch.from_numpy(force))
     result = {"logits": out.logits.float().numpy(), "decisions": out.execute.numpy(), "router_margin": out.margin.numpy()}
-    for i, (k, v) in enumerate(out.past_key_values):
-        result[f"present.{i}.key"] = k.float().numpy()
-        result[f"present.{i}.value"] = v.float().numpy()
+    flat = [t for kv in out.past_key_values for t in kv]
+    result.update({n: t.float().numpy() for n, t in zip(present_names(layers), flat)})
     return result
 
 
@@ -172,7 +164,7 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("
     import copy
 
     from ..export.manifest import load_manifest
-    from ..generate import greedy_reference, prefill_feed
+    from ..generate import greedy_reference, next_step, prefill_feed
     from .backends import ONNXRT, TRT, OnnxrtBackend, TrtBackend, find_engine_dir
 
     export_dir = Path(export_dir)
@@ -193,7 +185,7 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("
     results = {}
     for backend in runners:
         prefill, got = compare_phase(models, backend, "prefill", prefill_feed(manifest, feed), strategy, dtype)
-        step = decode_feed(feed, got, manifest["model"]["num_layers"])
+        step = next_step(feed, got, manifest["model"]["num_layers"])  # one decode step after the prefill
         decode, _ = compare_phase(models, backend, "decode", step, strategy, dtype)
         generation = {"new_tokens": new_tokens, "passed": True}
         if new_tokens > 0:
