@@ -61,7 +61,8 @@ class OnnxGenerator:
     """The export's graph in one ONNX Runtime session: one copy of the weights (and of their prepacked
     forms) serves prefill and decode."""
 
-    def __init__(self, export_dir, providers=None):
+    def __init__(self, export_dir, providers=None, manifest=None):
+        """``manifest``: the export's, when the caller has loaded it (and checked its weights) already."""
         from pathlib import Path
 
         import onnxruntime as ort
@@ -70,7 +71,7 @@ class OnnxGenerator:
         from .export.manifest import load_manifest
 
         export_dir = Path(export_dir)
-        self.manifest = load_manifest(export_dir)
+        self.manifest = manifest or load_manifest(export_dir)
         if providers is None:  # CUDA when onnxruntime-gpu has it, else CPU
             providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         record = self.manifest["graph"]

@@ -29,11 +29,11 @@ from .engine.loading import (
     find_plugin_library,
     load_plugin_library,
     require_tensorrt,
-    sha256,
     version_tuple,
 )
 from .errors import IrexportError
 from .export.manifest import DTYPES, PHASES, check_phase, past_names
+from .filehash import sha256
 from .jsonrecord import read_json_record
 from .schema import FILE_NAME, SHA256, Bool, Int, List, Map, Obj, Opt, Str
 
@@ -50,7 +50,7 @@ REPORT_SCHEMA = Obj({
     "version_compatible": Bool(),
     "export": Obj({"source_sha256": Opt(SHA256), "dtype": Str(choices=DTYPES)}),
     "plugins": Opt(Obj({"path": Str(), "sha256": SHA256, "serialized": Bool()})),
-    "engine": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256,
+    "engine": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256, "weights_sha256": Opt(SHA256),
                    "profiles": Obj({phase: _PROFILE for phase in PHASES}, closed=True)}),
 })
 
@@ -61,11 +61,15 @@ def read_build_report(engine_dir) -> dict:
 
 
 def check_built_from(report: dict, manifest: dict, engine_dir) -> None:
-    """The engine was built from this export (same source checkpoint and dtype)."""
+    """The engine was built from this export (same source checkpoint, dtype and weights file)."""
     built = report["export"]
     if built["source_sha256"] != manifest["source"]["sha256"] or built["dtype"] != manifest["dtype"]:
         raise IrexportError(f"{engine_dir}: built from another export ({built['dtype']}, source "
                             f"{(built['source_sha256'] or 'unknown')[:12]}); rebuild with irexport build")
+    weights = manifest.get("weights", {}).get("sha256")
+    if report["engine"]["weights_sha256"] != weights:
+        raise IrexportError(f"{engine_dir}: built from other weights (sha256 {(report['engine']['weights_sha256'] or 'none')[:12]}"
+                            f"..., the export's weights.data is {(weights or 'none')[:12]}...); rebuild with irexport build")
 
 
 def check_engine_file(engine_dir, report: dict) -> Path:

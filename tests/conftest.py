@@ -178,6 +178,10 @@ def logits(model, ids, mask=None, **kw):
 
 
 def pytest_configure(config):
+    import tempfile
+
     from transformers.utils import logging as hf_logging
 
+    # verified weights are remembered in a cache directory: the tests' own, never the user's (CLI children inherit it)
+    os.environ["IREXPORT_CACHE_DIR"] = tempfile.mkdtemp(prefix="irexport-test-cache-")
     hf_logging.disable_progress_bar()

@@ -116,6 +116,14 @@ def _replace(path: Path, text) -> None:
         path.write_text(text(path.read_text()) if callable(text) else text)
 
 
+def weights(w: Work, edit, command: str):
+    """``command`` on an export whose weights.data ``edit`` changed."""
+    edit(w.export() / "weights.data")
+    return {"generate": ["generate", w.export(), "--input-ids", w.ids()],
+            "parity": ["parity", w.export(), "--model", w.model(), "--report", w.out],
+            "build": ["build", w.export(), "--recipe", RECIPES / "demo.yaml", "-o", w.out]}[command]
+
+
 def build_report(w: Work, **changes):
     w.edit_json(w.engines() / "build_report.json", **changes)
     return ["generate", w._exported("informed")[0], "--engine", w.engines(), "--input-ids", w.ids()]
@@ -267,7 +275,14 @@ CASES = {
                                 ["other.onnx", "not the ones manifest.json lists"]),
     "weights-missing": (lambda w: [*manifest(w), (w.export() / "weights.data").unlink()][:4], ["weights.data", "not found"]),
     "weights-truncated": (lambda w: [*manifest(w), _truncate(w.export() / "weights.data", 4096)][:4],
-                          ["weights.data", "truncated or replaced"]),
+                          ["weights.data", "truncated, extended or replaced"]),
+    "weights-extended": (lambda w: weights(w, _append, "generate"), ["weights.data", "truncated, extended or replaced"]),
+    "weights-byte-flipped": (lambda w: weights(w, _flip_byte, "generate"),
+                             ["weights.data", "sha256", "the export wrote", "re-export"]),
+    "weights-byte-flipped-parity": (lambda w: weights(w, _flip_byte, "parity"), ["weights.data", "sha256"]),
+    "weights-byte-flipped-build": (lambda w: weights(w, _flip_byte, "build"), ["weights.data", "sha256"]),
+    "weights-truncated-no-verify": (lambda w: [*weights(w, lambda p: _truncate(p, 4096), "generate"), "--no-verify"],
+                                    ["weights.data", "truncated, extended or replaced"]),
     "manifest-truncated": (lambda w: manifest(w, text='{"format_version": 1, "dty'), ["manifest.json", "not valid JSON"]),
     # the build record runtimes check
     "build-report-missing-engine": (lambda w: build_report(w, engine=None), ["build_report.json", "missing key 'engine'"]),
@@ -280,6 +295,8 @@ CASES = {
     "build-report-profile-index": (lambda w: build_report(w, engine__profiles__decode__index=2),
                                    ["build_report.json", "'engine.profiles.decode.index'"]),
     "build-report-version-a-number": (lambda w: build_report(w, tensorrt_version=10), ["build_report.json", "'tensorrt_version'"]),
+    "build-report-other-weights": (lambda w: build_report(w, engine__weights_sha256="0" * 64),
+                                   ["built from other weights", "rebuild"]),
     "build-report-engine-elsewhere": (lambda w: build_report(w, engine__file="/dev/zero"),
                                       ["build_report.json", "'engine.file'"]),
     # parity-matrix baselines
@@ -327,6 +344,22 @@ def _sparse(path: Path, size: int) -> Path:
 def _truncate(path: Path, size: int) -> Path:
     with open(path, "r+b") as f:
         f.truncate(size)
+    return path
+
+
+def _append(path: Path) -> Path:
+    with open(path, "ab") as f:
+        f.write(bytes(64))
+    return path
+
+
+def _flip_byte(path: Path) -> Path:
+    """One bit of one byte in the middle of the file changed: the size stays, the weights differ a little."""
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 1]))
     return path
 
 

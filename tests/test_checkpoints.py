@@ -140,3 +140,62 @@ def test_convert_then_run_matches_the_original(tmp_path, cli):
     out = model(IDS)
     np.testing.assert_array_equal(saved["logits"], out.logits.detach().numpy())
     np.testing.assert_array_equal(saved["decisions"], out.execute.numpy())
+
+
+def test_init_writes_its_dtype_deterministically_with_mixed_routing(tmp_path, cli):
+    """--dtype bfloat16 builds, calibrates and writes the model in bfloat16 (never float32 first): every tensor
+    on disk is bfloat16, two runs are byte-identical, and the calibrated routers still split the tokens."""
+    from safetensors import safe_open
+
+    for d in ("a", "b"):
+        assert cli("init", tmp_path / d, "--dtype", "bfloat16", "--seed", "3")[0] == 0
+    for f in ("model.safetensors", "routing.safetensors"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+        with safe_open(str(tmp_path / "a" / f), "pt") as st:
+            assert {st.get_slice(k).get_dtype() for k in st.keys()} == {"BF16"}
+    model = load_model(tmp_path / "a", torch.bfloat16)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    with torch.no_grad():
+        executed = model(random_ids(4, 32, seed=9)).execute.float().mean((2, 3))  # [layers, units]
+    assert ((executed > 0.1) & (executed < 0.9)).all(), executed
+
+
+def test_loading_casts_to_the_requested_dtype(tmp_path):
+    """load_model(dtype) gives what loading and then casting gives, from either stored dtype."""
+    model = tiny("informed")
+    save_model(model, tmp_path / "f32")
+    save_model(tiny("informed").to(torch.bfloat16), tmp_path / "bf16")
+    as_bf16 = load_model(tmp_path / "f32", torch.bfloat16)
+    assert_same_model(model.to(torch.bfloat16), as_bf16)
+    upcast, stored = load_model(tmp_path / "bf16"), tiny("informed").to(torch.bfloat16)
+    # the weights upcast exactly (the rotary frequencies are not stored: rebuilt in float32, not rounded)
+    assert all(torch.equal(a, b.float()) and a.dtype == torch.float32
+               for a, b in zip(upcast.state_dict().values(), stored.state_dict().values()))
+
+
+def test_loading_in_a_smaller_dtype_holds_one_copy(tmp_path):
+    """A float32 checkpoint loaded as bfloat16 peaks near the bfloat16 weights (each tensor cast as it is read),
+    not at the float32 ones and their cast. Measured in a child process (Linux: /proc/self/status)."""
+    import subprocess
+    import sys
+
+    from irexport.models.random_init import make_random_model
+
+    model = make_random_model("skipgpt", hidden_size=1024, intermediate_size=4096, num_hidden_layers=4,
+                              num_attention_heads=16, num_key_value_heads=4, calibrate_routers=False)
+    save_model(model, tmp_path / "m")
+    bf16_bytes = 2 * sum(p.numel() for p in model.parameters())
+    del model
+    # the peak is reset once imports are done (clear_refs 5 resets VmHWM), so it is the load's own
+    child = ("import sys, torch\n"
+             "from irexport.checkpoints import load_model\n"
+             "def kib(key): return int(next(l for l in open('/proc/self/status') if l.startswith(key)).split()[1]) * 1024\n"
+             "open('/proc/self/clear_refs', 'w').write('5')\n"
+             "before = kib('VmRSS:')\n"
+             "m = load_model(sys.argv[1], {dtype})\n"
+             "print(kib('VmHWM:') - before)\n")
+    grown = {dtype: int(subprocess.run([sys.executable, "-c", child.format(dtype=dtype), str(tmp_path / "m")],
+                                       capture_output=True, text=True, check=True).stdout)
+             for dtype in ("torch.bfloat16", "torch.float32")}
+    assert grown["torch.float32"] > 1.8 * bf16_bytes  # the measure sees a float32 load
+    assert grown["torch.bfloat16"] < 1.5 * bf16_bytes, (grown, bf16_bytes)

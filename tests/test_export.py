@@ -11,7 +11,7 @@ import torch
 from conftest import EXPORT_LAYERS as LAYERS
 from conftest import FAMILY_SETTINGS
 from irexport.checkpoints import load_model
-from irexport.engine.loading import sha256
+from irexport.filehash import sha256
 from irexport.export.onnx_export import checkpoint_hash
 from irexport.ops import OPS
 from irexport.parity.check import parity, sample_inputs

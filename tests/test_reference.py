@@ -166,6 +166,41 @@ def test_low_precision_runs_close_to_float32(dtype):
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("mode", ["masked", "compact"])
+def test_computing_in_float32_equals_a_float32_copy(dtype, mode):
+    """Parity's float32 reference of a low-precision model: module by module in float32 gives exactly what a
+    float32 copy of the model gives, holds no such copy, and leaves the model as it was (a forward that
+    raised included)."""
+    import copy
+
+    from irexport.models.compute_dtype import computing_in
+
+    model = tiny("informed").to(dtype)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = random_ids(2, 10)
+    with torch.no_grad():
+        expected = copy.deepcopy(model).float()(ids, mode=mode)
+        float32_modules = []
+        probe = model.base.model.layers[1].mlp.register_forward_pre_hook(
+            lambda m, a: float32_modules.append(sum(p.dtype == torch.float32 for p in model.parameters())))
+        with computing_in(model, torch.float32):
+            got = model(ids, mode=mode)
+        probe.remove()
+    assert got.logits.dtype == torch.float32 and torch.equal(got.logits, expected.logits)
+    assert torch.equal(got.execute, expected.execute)
+    assert float32_modules == [0]  # entering the MLP: no module's weights are float32 (its own are cast within)
+    def fail(module, args, output):  # runs before computing_in's own hook would cast the weight back
+        raise RuntimeError("stop")
+
+    failing = model.base.model.layers[1].mlp.down_proj.register_forward_hook(fail)
+    with pytest.raises(RuntimeError, match="stop"), torch.no_grad(), computing_in(model, torch.float32):
+        model(ids)
+    failing.remove()
+    after = model.state_dict()
+    assert all(after[k].dtype == dtype and torch.equal(after[k], before[k]) for k in before)
+
+
 def test_float16_padding_stays_finite():
     """Fully masked padding rows must not turn into NaN in float16 (and poison the valid tokens)."""
     model = tiny("informed").to(torch.float16)

@@ -11,6 +11,7 @@ import torch
 from ..errors import IrexportError, one_line
 from ..models.config import RoutingConfig
 from ..models.routed import RoutedCausalLM
+from .tensors import cast
 
 
 def build_model(hf_config, routing_config: RoutingConfig) -> RoutedCausalLM:
@@ -48,31 +49,33 @@ def tied_keys(hf_config) -> tuple[str, ...]:
     return ("lm_head.weight",) if getattr(hf_config, "tie_word_embeddings", False) else ()
 
 
-def assemble(hf_config, routing_config, base_state, routing_state, base_where, routing_where) -> RoutedCausalLM:
-    """The model holding the state dicts' own tensors: built on the meta device, the weights assigned rather
-    than copied into randomly initialized ones, so loading peaks at one copy of the weights, not two."""
+def assemble(hf_config, routing_config, base_state, routing_state, base_where, routing_where,
+             dtype: torch.dtype = torch.float32) -> RoutedCausalLM:
+    """The model holding the state dicts' own tensors, in ``dtype``: built on the meta device, the weights
+    assigned rather than copied into randomly initialized ones, and each tensor cast in its dict (the
+    original released before the next is cast), so loading peaks at one copy of the weights, not two."""
     with torch.device("meta"):
         model = build_model(hf_config, routing_config)
     check_state(model.base, base_state, base_where, optional=tied_keys(hf_config))
     check_state(model.routing, routing_state, routing_where)
-    model.base.load_state_dict(_owned(base_state), strict=False, assign=True)
+    model.base.load_state_dict(_owned(base_state, dtype), strict=False, assign=True)
     if tied_keys(hf_config):
         model.base.tie_weights()
-    model.routing.load_state_dict(_owned(routing_state), assign=True)
+    model.routing.load_state_dict(_owned(routing_state, dtype), assign=True)
     _rebuild_rotary(model)
-    return model.float().eval()
+    return model.to(dtype).eval()
 
 
-def _owned(state: dict) -> dict:
-    """Contiguous tensors that share no memory with each other (a torch.save'd dict may hold views of one
-    storage): safe to become parameters, and to save again."""
-    seen, out = set(), {}
-    for key, tensor in state.items():
-        tensor = tensor.contiguous()
+def _owned(state: dict, dtype: torch.dtype) -> dict:
+    """``state`` itself, its tensors replaced by contiguous ones in ``dtype`` that share no memory with each
+    other (a torch.save'd dict may hold views of one storage): safe to become parameters, and to save again."""
+    seen = set()
+    for key in list(state):
+        tensor = cast(state[key], dtype).contiguous()
         ptr = tensor.untyped_storage().data_ptr()
-        out[key] = tensor.clone() if ptr in seen else tensor
+        state[key] = tensor.clone() if ptr in seen else tensor
         seen.add(ptr)
-    return out
+    return state
 
 
 def _rebuild_rotary(model: RoutedCausalLM) -> None:

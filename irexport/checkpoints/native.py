@@ -112,11 +112,14 @@ def load_hf_config(path: Path):
         raise IrexportError(f"{cfg_file}: transformers refuses the config: {one_line(e)}") from None
 
 
-def read_base_weights(directory: Path, required: bool = True) -> tuple[dict, str]:
-    """Base weights of a transformers directory: *.safetensors, else pytorch_model*.bin (weights only)."""
+def read_base_weights(directory: Path, required: bool = True, dtype: torch.dtype | None = None) -> tuple[dict, str]:
+    """Base weights of a transformers directory: *.safetensors (cast to ``dtype`` tensor by tensor as they
+    are read), else pytorch_model*.bin (weights only; cast once loaded)."""
     files = sorted(p for p in Path(directory).glob("*.safetensors") if p.name != ROUTING_WEIGHTS)
-    reader = read_safetensors
-    if not files:
+    if files:
+        def reader(f):
+            return read_safetensors(f, dtype)
+    else:
         files, reader = sorted(Path(directory).glob("pytorch_model*.bin")), read_torch
     if not files and required:
         raise IrexportError(f"{directory}: no base weights found (*.safetensors or pytorch_model*.bin)")
@@ -126,8 +129,9 @@ def read_base_weights(directory: Path, required: bool = True) -> tuple[dict, str
     return state, str(files[0] if len(files) == 1 else directory)
 
 
-def load_model(path):
-    """Load a routed model saved in our format (no flags needed)."""
+def load_model(path, dtype: torch.dtype = torch.float32):
+    """Load a routed model saved in our format (no flags needed), its weights in ``dtype`` whatever the
+    checkpoint stores: each tensor is cast as it is read, so loading never holds two copies of the weights."""
     path = Path(path)
     if not path.is_dir():
         raise IrexportError(f"{path}: not a model directory")
@@ -138,9 +142,10 @@ def load_model(path):
     if routing_config.num_layers != hf_config.num_hidden_layers:
         raise IrexportError(f"{path / ROUTING_CONFIG}: num_layers is {routing_config.num_layers}, config.json has "
                             f"{hf_config.num_hidden_layers} layers")
-    base_state, base_where = read_base_weights(path)
-    routing_state = read_safetensors(path / ROUTING_WEIGHTS)
-    model = assemble(hf_config, routing_config, base_state, routing_state, base_where, str(path / ROUTING_WEIGHTS))
+    base_state, base_where = read_base_weights(path, dtype=dtype)
+    routing_state = read_safetensors(path / ROUTING_WEIGHTS, dtype)
+    model = assemble(hf_config, routing_config, base_state, routing_state, base_where, str(path / ROUTING_WEIGHTS),
+                     dtype)
     model.source_dir = path
     return model
 

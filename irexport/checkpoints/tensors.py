@@ -14,14 +14,22 @@ import torch
 from ..errors import IrexportError
 
 
-def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """Floating-point tensors in ``dtype`` (None: as stored); integer tensors as stored."""
+    return tensor if dtype is None or not tensor.is_floating_point() else tensor.to(dtype)
+
+
+def read_safetensors(path: Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """The file's tensors, each read into memory of its own (pread, not a mapping of the file) and cast to
+    ``dtype`` as it is read: reading a float32 checkpoint as bfloat16 peaks at the bfloat16 weights plus
+    one float32 tensor."""
+    from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
         raise IrexportError(f"{path}: not found")
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt", backend="pread") as f:
+            return {key: cast(f.get_tensor(key), dtype) for key in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise IrexportError(f"{path}: not a readable safetensors file (truncated or corrupt?): {e}") from None
 

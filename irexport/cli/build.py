@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import log
+from .common import add_no_verify, log
 
 RECIPES = Path(__file__).resolve().parents[2] / "engines" / "recipes"
 
@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--timing-cache", type=Path, help="timing cache to reuse and update (default: the recipe's, "
                                                      "relative to EXPORT_DIR)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing engine directory")
+    add_no_verify(p)
     p.set_defaults(func=main)
 
 
@@ -37,7 +38,7 @@ def main(args) -> int:
     from ..engine.recipe import load_recipe
     from ..export.manifest import PHASES, load_manifest
 
-    manifest = load_manifest(args.export_dir)
+    manifest = load_manifest(args.export_dir, verify=not args.no_verify)
     recipe = load_recipe(args.recipe)
     check_precision(manifest, recipe, str(args.recipe))
     for phase in PHASES:
@@ -46,7 +47,8 @@ def main(args) -> int:
     plugins = None if args.no_plugins else find_plugin_library(args.plugins)
     timing_cache = args.timing_cache or (args.export_dir / recipe.timing_cache if recipe.timing_cache else None)
     out = args.output or args.export_dir / "engines" / recipe.name
-    engine = build_engine(args.export_dir, recipe, out, plugins, timing_cache, args.overwrite, log=log)["engine"]
+    engine = build_engine(args.export_dir, recipe, out, plugins, timing_cache, args.overwrite, log=log,
+                          manifest=manifest)["engine"]
     print(f"engine   {out / engine['file']}  {engine['bytes'] / 2**20:.1f} MiB  {engine['network_layers']} layers  "
           f"profiles: {', '.join(engine['profiles'])}  routing: {sum(engine['routing']['plugins'].values())} plugins, "
           f"{sum(engine['routing']['inlined'].values())} inlined")

@@ -50,6 +50,12 @@ NEW_TOKENS = int_in(0, 1 << 16)      # greedy tokens to generate (0: none)
 SIZE = int_in(1, 1 << 20)            # a model dimension (the config's schema bounds each one further)
 
 
+def add_no_verify(parser) -> None:
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the sha256 check of the export's weights.data against its manifest (its size is "
+                             "still checked); a verified file is remembered until it changes (docs/weights.md)")
+
+
 def add_dtype_mode(parser) -> None:
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
                         help="precision of the reference forward (default: float32)")

@@ -30,8 +30,9 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     from ..checkpoints import load_model
     from ..export.onnx_export import export
+    from ..reference import DTYPES
 
-    model = load_model(args.model)
+    model = load_model(args.model, DTYPES[args.dtype])  # cast tensor by tensor as read: one copy of the weights
     manifest = export(model, args.output, strategy=args.strategy, dtype=args.dtype, overwrite=args.overwrite,
                       source_dir=args.model, log=log, keep_exporter_metadata=args.keep_exporter_metadata)
     ops = ", ".join(op["name"] for op in manifest["custom_ops"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import int_in
+from .common import add_no_verify, int_in
 
 
 def add_parser(sub) -> None:
@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-new-tokens", type=int_in(1, 1 << 16), default=16, help="default: 16")
     p.add_argument("--engine", type=Path, help="engine directory from irexport build: generate with TensorRT")
     p.add_argument("--plugins", type=Path, help="with --engine: plugin library (default: the one the engine was built with)")
+    add_no_verify(p)
     p.set_defaults(func=main)
 
 
@@ -32,7 +33,7 @@ def main(args) -> int:
     from ..generate import OnnxGenerator
     from ..parity.backends import onnxrt_errors
 
-    manifest = load_manifest(args.export_dir)
+    manifest = load_manifest(args.export_dir, verify=not args.no_verify)
     if args.input_ids is not None:
         ids = reference.load_input_ids(args.input_ids, manifest["model"]["vocab_size"])
         mask = np.ones_like(ids)
@@ -46,7 +47,7 @@ def main(args) -> int:
         tokens = EngineGenerator(args.engine, args.plugins).greedy(ids, mask, args.max_new_tokens)
     else:
         with onnxrt_errors(args.export_dir):
-            tokens = OnnxGenerator(args.export_dir).greedy(ids, mask, args.max_new_tokens)
+            tokens = OnnxGenerator(args.export_dir, manifest=manifest).greedy(ids, mask, args.max_new_tokens)
     if args.prompt:
         tok = reference.load_tokenizer(source)
         for prompt, row in zip(args.prompt, tokens):

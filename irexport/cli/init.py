@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--units", default="attention,mlp", help="routed units, comma separated (default: attention,mlp)")
     p.add_argument("--pooling", choices=("token", "sequence"), default=None, help="router_tuning: per token or per sequence")
     p.add_argument("--capacity", type=number_in(0, 1, open_lo=True), default=None, help="mod: executed fraction per sequence (default: 0.5)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                   help="the checkpoint's dtype; the model is built and calibrated in it, never in float32 first "
+                        "(default: float32)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output directory")
     p.set_defaults(func=main)
 
@@ -34,6 +37,7 @@ def main(args) -> int:
     from ..checkpoints import save_model
     from ..errors import IrexportError
     from ..models.random_init import TINY, byte_tokenizer, make_random_model
+    from ..reference import DTYPES
 
     units = tuple(u.strip() for u in args.units.split(",") if u.strip())
     if not units or set(units) - {"attention", "mlp"}:
@@ -46,7 +50,7 @@ def main(args) -> int:
         raise IrexportError("--heads must divide --hidden-size into an even head size and be a multiple of --kv-heads")
     log(f"building a random {args.arch} model with {args.family} routing (seed {args.seed})")
     model = make_random_model(args.family, args.arch, seed=args.seed, units=units, pooling=args.pooling,
-                              capacity=args.capacity, **sizes)
+                              capacity=args.capacity, dtype=DTYPES[args.dtype], **sizes)
     save_model(model, args.output, overwrite=args.overwrite, tokenizer=byte_tokenizer())
     log(f"wrote {args.output}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import BATCH, NEW_TOKENS, SEED, SEED_MAX, TOKENS, log
+from .common import BATCH, NEW_TOKENS, SEED, SEED_MAX, TOKENS, add_no_verify, log
 
 
 def add_parser(sub) -> None:
@@ -30,6 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=SEED, default=0, help=f"random inputs: seed in [0, {SEED_MAX}] (default: 0)")
     p.add_argument("--new-tokens", type=NEW_TOKENS, default=8, help="greedy tokens to compare, 0 to skip (default: 8)")
     p.add_argument("--report", type=Path, help="JSON report path (default: EXPORT_DIR/parity_report.json)")
+    add_no_verify(p)
     p.set_defaults(func=main)
 
 
@@ -56,15 +57,15 @@ def main(args) -> int:
     from ..parity.check import load_inputs, parity, sample_inputs
     from ..reference import DTYPES
 
-    manifest = load_manifest(args.export_dir)
+    manifest = load_manifest(args.export_dir, verify=not args.no_verify)
     source = args.model or source_model(manifest, args.export_dir)
-    model = load_model(source)
+    model = load_model(source, DTYPES[manifest["dtype"]])
     check_model_matches(manifest, model, str(source))
     vocab = model.config.vocab_size
     feed = load_inputs(args.inputs, vocab) if args.inputs else sample_inputs(vocab, args.batch, args.seq, args.seed)
     log(f"parity of {args.export_dir} ({manifest['strategy']}, {manifest['dtype']}) on {list(feed['input_ids'].shape)} tokens")
-    report = parity(args.export_dir, model.to(DTYPES[manifest["dtype"]]), feed, args.new_tokens, args.backends,
-                    args.engine, args.plugins)
+    report = parity(args.export_dir, model, feed, args.new_tokens, args.backends,
+                    args.engine, args.plugins, manifest)
     path = args.report or args.export_dir / "parity_report.json"
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")

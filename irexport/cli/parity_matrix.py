@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import BATCH, NEW_TOKENS, TOKENS, log, number_in
+from .common import BATCH, NEW_TOKENS, TOKENS, add_no_verify, log, number_in
 from .parity import backend_list
 
 
@@ -23,6 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seq", type=TOKENS, default=16, help="random inputs: sequence length (default: 16)")
     p.add_argument("--new-tokens", type=NEW_TOKENS, default=4, help="greedy tokens to compare (default: 4)")
     p.add_argument("--report", type=Path, default=Path("parity_matrix.json"), help="summary JSON (default: ./parity_matrix.json)")
+    add_no_verify(p)
     p.set_defaults(func=main)
 
 
@@ -41,12 +42,13 @@ def main(args) -> int:
     for i, export_dir in enumerate(exports, 1):
         log(f"[{i}/{len(exports)}] {export_dir} on {', '.join(args.backends)}")
         try:
-            manifest = load_manifest(export_dir)
+            manifest = load_manifest(export_dir, verify=not args.no_verify)
             source = source_model(manifest, export_dir, "parity-matrix runs exports that name their source")
-            model = load_model(source)
+            model = load_model(source, DTYPES[manifest["dtype"]])
             check_model_matches(manifest, model, str(source))
             feed = sample_inputs(model.config.vocab_size, args.batch, args.seq)
-            report = parity(export_dir, model.to(DTYPES[manifest["dtype"]]), feed, args.new_tokens, args.backends)
+            report = parity(export_dir, model, feed, args.new_tokens, args.backends,
+                            manifest=manifest)
             rows += summarize(export_dir, report)
         except IrexportError as e:  # this entry cannot run: it fails, the others still run
             rows += [{"export": str(export_dir), "backend": b, "passed": False, "error": str(e)} for b in args.backends]

@@ -35,7 +35,7 @@ def main(args) -> int:
 
     if args.attention_mask is not None and args.input_ids is None:
         raise IrexportError("--attention-mask goes with --input-ids (text is padded by the tokenizer)")
-    model = load_model(args.model)
+    model = load_model(args.model, reference.DTYPES[args.dtype])
     if args.input_ids is not None:
         ids = reference.load_input_ids(args.input_ids, model.config.vocab_size)
         mask = reference.load_attention_mask(args.attention_mask, ids.shape) if args.attention_mask else None

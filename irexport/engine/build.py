@@ -19,7 +19,8 @@ from ..atomic import atomic_dir
 from ..errors import IrexportError
 from ..export.manifest import PHASES, load_manifest
 from ..ops.spec import DOMAIN
-from .loading import load_plugin_library, require_tensorrt, sha256, unload_plugin_libraries, version_tuple
+from ..filehash import sha256
+from .loading import load_plugin_library, require_tensorrt, unload_plugin_libraries, version_tuple
 from .profiles import check_precision, input_shapes
 from .recipe import Recipe
 
@@ -94,9 +95,10 @@ def check_builder_version(version: str) -> None:
 
 
 def build_engine(export_dir, recipe: Recipe, out_dir, plugin_library: Path | None, timing_cache: Path | None,
-                  overwrite: bool = False, log=print) -> dict:
+                  overwrite: bool = False, log=print, manifest=None) -> dict:
+    """``manifest``: the export's, when the caller has loaded it (and checked its weights) already."""
     export_dir = Path(export_dir)
-    manifest = load_manifest(export_dir)
+    manifest = manifest or load_manifest(export_dir)
     check_precision(manifest, recipe, f"recipe {recipe.name}")
     if recipe.serialize_plugins and plugin_library is None:
         raise IrexportError(f"recipe {recipe.name}: serialize_plugins needs the plugin library (drop --no-plugins)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
 from pathlib import Path
 
@@ -100,19 +98,3 @@ def unload_plugin_libraries(trt) -> None:
     registry = trt.get_plugin_registry()
     while _LOADED:
         registry.deregister_library(_LOADED.popitem()[1])
-
-
-def sha256(path) -> str:
-    """The file's sha256, remembered while its size and modification time stay the same: runtimes
-    verify multi-GB engines once per process, not once per check."""
-    stat = os.stat(path)
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -60,22 +60,40 @@ def check_phase(phase: str) -> str:
     return phase
 
 
-def load_manifest(export_dir) -> dict:
+def load_manifest(export_dir, verify: bool = True) -> dict:
+    """The export's manifest, checked; its weights file checked against it (size always, the sha256 unless
+    ``verify`` is False), so that no reader runs weights other than the ones the export wrote."""
     path = Path(export_dir) / MANIFEST
     manifest = read_json_record(path, f"{export_dir}: no {MANIFEST} (not an irexport export directory)", SCHEMA,
                                 "re-export with this irexport version")
     layers = manifest["model"]["num_layers"]
     if [t["name"] for t in manifest["graph"]["inputs"]] != input_names(layers):
         raise IrexportError(f"{path}: graph.inputs disagree with model.num_layers ({layers}); re-export")
-    # a missing or short weights file is one line here, before ONNX Runtime or TensorRT's parser reads from it
     if "weights" in manifest:
-        weights = Path(export_dir) / manifest["weights"]["file"]
-        if not weights.is_file():
-            raise IrexportError(f"{weights}: not found (the export's weights; re-export)")
-        if weights.stat().st_size != manifest["weights"]["bytes"]:
-            raise IrexportError(f"{weights}: {weights.stat().st_size} bytes, the export wrote {manifest['weights']['bytes']} "
-                                "(truncated or replaced; re-export)")
+        check_weights(Path(export_dir), manifest["weights"], verify)
     return manifest
+
+
+def check_weights(export_dir: Path, record: dict, verify: bool = True) -> None:
+    """weights.data is the file the export wrote: present, its size, and (``verify``) its sha256. A reader
+    calls this before ONNX Runtime or TensorRT's parser maps the file."""
+    from ..filehash import sha256
+
+    weights = export_dir / record["file"]
+    if not weights.is_file():
+        raise IrexportError(f"{weights}: not found (the export's weights; re-export)")
+    size = weights.stat().st_size
+    if size != record["bytes"]:
+        raise IrexportError(f"{weights}: {size} bytes, the export wrote {record['bytes']} (truncated, extended or "
+                            "replaced; re-export)")
+    if verify:
+        try:
+            digest = sha256(weights)
+        except OSError as e:
+            raise IrexportError(f"{weights}: cannot read ({e.strerror})") from None
+        if digest != record["sha256"]:
+            raise IrexportError(f"{weights}: sha256 {digest[:12]}..., the export wrote {record['sha256'][:12]}... (other "
+                                "or corrupted weights; re-export)")
 
 
 def source_model(manifest: dict, export_dir, what: str = "pass --model") -> Path:

@@ -8,6 +8,7 @@ benchmarks calibrate to other fractions).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -51,19 +52,19 @@ def hf_config(model_type: str, vocab_size: int, **sizes):
     return cfg
 
 
-def check_fits_in_memory(cfg, rc: RoutingConfig) -> None:
-    """Refuse sizes whose float32 weights exceed this machine's memory, before allocating any of them."""
+def check_fits_in_memory(cfg, rc: RoutingConfig, dtype: torch.dtype = torch.float32) -> None:
+    """Refuse sizes whose weights in ``dtype`` exceed this machine's memory, before allocating any of them."""
     import os
 
     from ..checkpoints.assemble import build_model
 
     with torch.device("meta"):
         shapes = build_model(cfg, rc)
-    need = 4 * sum(p.numel() for p in shapes.parameters())
+    need = dtype.itemsize * sum(p.numel() for p in shapes.parameters())
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > have:
-        raise IrexportError(f"a model of these sizes holds {need / 2**30:.1f} GiB of float32 weights, more than this "
-                            f"machine's {have / 2**30:.1f} GiB of memory")
+        raise IrexportError(f"a model of these sizes holds {need / 2**30:.1f} GiB of {str(dtype).removeprefix('torch.')} "
+                            f"weights, more than this machine's {have / 2**30:.1f} GiB of memory")
 
 
 def routing_config(family: str, num_layers: int, hidden_size: int, units=("attention", "mlp"), **overrides) -> RoutingConfig:
@@ -94,7 +95,7 @@ def calibrate(model: RoutedCausalLM, input_ids: torch.Tensor, fraction: float = 
     a cost quadratic in depth). Mixture-of-Depths prefill executes its capacity; this sets its decode rule."""
     rc = model.routing_config
     routers = [model.routing.layers[i][u].router for i in range(rc.num_layers) for u in UNITS if rc.is_routed(i, u)]
-    hooks = [r.register_forward_pre_hook(lambda mod, args: _centre(mod, rc, args[0].float(), fraction))
+    hooks = [r.register_forward_pre_hook(lambda mod, args: _centre_in_float32(mod, rc, args[0], fraction))
              for r in routers]
     try:
         model(input_ids)
@@ -109,6 +110,13 @@ def _midpoint(scores: torch.Tensor, fraction: float = 0.5) -> torch.Tensor:
     u = scores.unique()  # sorted
     k = min(max(1, int(len(u) * (1 - fraction))), len(u) - 1) if len(u) > 1 else 0
     return (u[max(k - 1, 0)] + u[k]) / 2
+
+
+def _centre_in_float32(router, rc: RoutingConfig, x: torch.Tensor, fraction: float) -> None:
+    """Calibrate in float32 whatever the model's dtype (the router is small), then return to that dtype."""
+    dtype = x.dtype
+    _centre(router.float(), rc, x.float(), fraction)
+    router.to(dtype)
 
 
 def _centre(router, rc: RoutingConfig, x: torch.Tensor, fraction: float) -> None:
@@ -142,9 +150,23 @@ def _centre(router, rc: RoutingConfig, x: torch.Tensor, fraction: float) -> None
     w -= shift * mu / (mu @ mu).clamp(min=1e-12)
 
 
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    """Modules built inside allocate and initialize their weights in ``dtype`` (as transformers' from_config
+    does for its dtype argument)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
 def make_random_model(family: str = "informed", model_type: str = "llama", seed: int = 0, units=("attention", "mlp"),
-                      vocab_size: int = 257, calibrate_routers: bool = True, **sizes) -> RoutedCausalLM:
-    """A seeded random routed model. ``sizes`` override TINY's transformers dimensions; routing
+                      vocab_size: int = 257, calibrate_routers: bool = True, dtype: torch.dtype = torch.float32,
+                      **sizes) -> RoutedCausalLM:
+    """A seeded random routed model, built, initialized and calibrated in ``dtype`` (an 8B-class model in
+    bfloat16 never holds float32 weights). ``sizes`` override TINY's transformers dimensions; routing
     parameters (router_hidden, lff_rank, threshold, pooling, capacity, router_input) go to the routing config."""
     from ..checkpoints.assemble import build_model
 
@@ -152,10 +174,10 @@ def make_random_model(family: str = "informed", model_type: str = "llama", seed:
     overrides = {k: sizes.pop(k) for k in list(sizes) if k in routing_keys}
     cfg = hf_config(model_type, vocab_size, **sizes)
     rc = routing_config(family, cfg.num_hidden_layers, cfg.hidden_size, units, **overrides)
-    check_fits_in_memory(cfg, rc)
-    with torch.random.fork_rng():
+    check_fits_in_memory(cfg, rc, dtype)
+    with torch.random.fork_rng(), _default_dtype(dtype):
         torch.manual_seed(seed)
-        model = build_model(cfg, rc).float().eval()
+        model = build_model(cfg, rc).to(dtype).eval()
         with torch.no_grad():
             for p in model.routing.parameters():  # torch's default init depends on nothing but the seed
                 p.copy_(torch.randn_like(p) / math.sqrt(p.shape[-1]))

@@ -52,7 +52,7 @@ class OnnxrtBackend:
                                 "GPU host); the CPU provider has no bfloat16 kernels")
         self.path = export_dir / manifest["graph"]["file"]
         with onnxrt_errors(self.path):
-            self.generator = OnnxGenerator(export_dir)
+            self.generator = OnnxGenerator(export_dir, manifest=manifest)
 
     def run(self, phase: str, feed: dict) -> dict:
         from polygraphy.backend.onnxrt import OnnxrtRunner

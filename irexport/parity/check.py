@@ -50,18 +50,20 @@ def load_inputs(path: Path, vocab_size: int) -> dict:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def run_reference(model, feed: dict, mode: str, force=None) -> dict:
+def run_reference(model, feed: dict, mode: str, force=None, float32: bool = False) -> dict:
+    """The reference's outputs on ``feed`` in the model's dtype, or (``float32``) computed in float32."""
     import torch
 
     from ..export.manifest import past_names, present_names
+    from ..models.compute_dtype import computing_in
 
-    dtype = next(model.parameters()).dtype
+    dtype = torch.float32 if float32 else next(model.parameters()).dtype
     layers = model.config.num_hidden_layers
     past = None
     if past_names(layers)[0] in feed:
         cache = [torch.from_numpy(feed[n]).to(dtype) for n in past_names(layers)]
         past = tuple(zip(cache[::2], cache[1::2]))
-    with torch.no_grad():
+    with torch.no_grad(), computing_in(model, dtype):
         out = model(torch.from_numpy(feed["input_ids"]), attention_mask=torch.from_numpy(feed["attention_mask"]),
                     past_key_values=past, mode=mode, force_execute=None if force is None else torch.from_numpy(force))
     result = {"logits": out.logits.float().numpy(), "decisions": out.execute.numpy(), "router_margin": out.margin.numpy()}
@@ -70,12 +72,11 @@ def run_reference(model, feed: dict, mode: str, force=None) -> dict:
     return result
 
 
-def compare_phase(models: dict, backend, phase: str, feed: dict, strategy: str, dtype: str) -> tuple[dict, dict]:
+def compare_phase(model, backend, phase: str, feed: dict, strategy: str, dtype: str) -> tuple[dict, dict]:
     """Routing and numerics of the graph in one phase on one feed; also returns the backend's outputs.
 
-    ``models`` holds the reference in the export's dtype and, for float16/bfloat16, in float32."""
+    ``model`` is the reference in the export's dtype; for float16/bfloat16 it also computes in float32."""
     tol = TOLERANCES[dtype]
-    model = models[dtype]
     ref = run_reference(model, feed, strategy)
     got = backend.run(phase, feed)
     valid = feed["attention_mask"][:, -feed["input_ids"].shape[1]:].astype(bool)
@@ -84,7 +85,7 @@ def compare_phase(models: dict, backend, phase: str, feed: dict, strategy: str, 
     if dtype == "float32":
         numerics = compare_numerics(replay, got, backend.name, tol["atol"], tol["rtol"])
     else:
-        exact = run_reference(models["float32"], feed, strategy, force=got["decisions"])
+        exact = run_reference(model, feed, strategy, force=got["decisions"], float32=True)
         numerics = compare_low_precision(exact, replay, got, backend.name, tol["bound_factor"], tol["ulp"])
     numerics["replayed_backend_decisions"] = routing["flips"] > 0
     return {"routing": routing, "numerics": numerics, "passed": routing["passed"] and numerics["passed"]}, got
@@ -159,16 +160,15 @@ def compare_low_precision(exact: dict, torch_low: dict, got: dict, backend: str,
 
 
 def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("onnxrt",), engine_dir=None,
-           plugins=None) -> dict:
-    """The full routing-aware report of one export directory, one section per backend."""
-    import copy
-
+           plugins=None, manifest=None) -> dict:
+    """The full routing-aware report of one export directory, one section per backend. ``manifest``: the
+    export's, when the caller has loaded it (and checked its weights) already."""
     from ..export.manifest import load_manifest
     from ..generate import greedy_reference, next_step, prefill_feed
     from .backends import ONNXRT, TRT, OnnxrtBackend, TrtBackend, find_engine_dir
 
     export_dir = Path(export_dir)
-    manifest = load_manifest(export_dir)
+    manifest = manifest or load_manifest(export_dir)
     dtype, strategy = manifest["dtype"], manifest["strategy"]
     runners = []
     for name in backends:  # every backend is checked (TensorRT present, engines intact) before any runs
@@ -178,15 +178,12 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("
             runners.append(TrtBackend(find_engine_dir(export_dir, engine_dir), manifest, plugins))
         else:
             raise IrexportError(f"unknown backend {name!r} (known: torch, {ONNXRT}, {TRT})")
-    models = {dtype: model}
-    if dtype != "float32":
-        models["float32"] = copy.deepcopy(model).float()
     reference_tokens = None
     results = {}
     for backend in runners:
-        prefill, got = compare_phase(models, backend, "prefill", prefill_feed(manifest, feed), strategy, dtype)
+        prefill, got = compare_phase(model, backend, "prefill", prefill_feed(manifest, feed), strategy, dtype)
         step = next_step(feed, got, manifest["model"]["num_layers"])  # one decode step after the prefill
-        decode, _ = compare_phase(models, backend, "decode", step, strategy, dtype)
+        decode, _ = compare_phase(model, backend, "decode", step, strategy, dtype)
         generation = {"new_tokens": new_tokens, "passed": True}
         if new_tokens > 0:
             if reference_tokens is None:
