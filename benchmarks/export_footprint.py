@@ -8,9 +8,9 @@ given size. Each step runs as its own process (its peak RSS is its own, from wai
     python benchmarks/export_footprint.py --hidden 2048 --intermediate 5632 --layers 22 --heads 32 --kv-heads 4 \\
         --name 1b                                                           # ~1B parameters (TinyLlama's shapes)
     python benchmarks/export_footprint.py --hidden 3072 --intermediate 8192 --layers 28 --heads 24 --kv-heads 8 \\
-        --dtype bfloat16 --name 3b                                          # ~3B parameters (Llama-3.2-3B's shapes)
-    python benchmarks/export_footprint.py --hidden 4096 --intermediate 14336 --layers 32 --heads 32 --kv-heads 8 \
-        --dtype bfloat16 --name 8b                                          # ~8B parameters (Llama-3-8B's shapes)
+        --init-dtype float32 --dtype bfloat16 --name 3b                     # ~3B parameters (Llama-3.2-3B's layers)
+    python benchmarks/export_footprint.py --hidden 4096 --intermediate 14336 --layers 32 --heads 32 --kv-heads 8 \\
+        --vocab 128256 --dtype bfloat16 --name 8b                           # 8.0B parameters (Llama-3-8B's shapes)
 
 The checkpoint is written in the export's dtype (``irexport init --dtype``) unless ``--init-dtype`` says
 otherwise. Verification runs with a cache directory of its own: the first use hashes, the second finds it
@@ -78,6 +78,7 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=8)
     p.add_argument("--heads", type=int, default=16)
     p.add_argument("--kv-heads", type=int, default=4)
+    p.add_argument("--vocab", type=int, default=257, help="vocabulary (default: 257, the byte tokenizer's)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"), help="the export's")
     p.add_argument("--init-dtype", choices=("float32", "float16", "bfloat16"), help="the checkpoint's (default: --dtype)")
     p.add_argument("--name", default="120m")
@@ -87,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         model, export = Path(tmp) / "model", Path(tmp) / "export"
         sizes = ["--hidden-size", args.hidden, "--intermediate-size", args.intermediate, "--layers", args.layers,
-                 "--heads", args.heads, "--kv-heads", args.kv_heads]
+                 "--heads", args.heads, "--kv-heads", args.kv_heads, "--vocab-size", args.vocab]
         init_dtype = args.init_dtype or args.dtype
         init = measured(["init", model, *sizes, "--dtype", init_dtype])
         weights = sum(f.stat().st_size for f in model.glob("*.safetensors"))
@@ -113,7 +114,7 @@ def main() -> None:
     row = {
         "name": args.name, "dtype": args.dtype,
         "sizes": {"hidden": args.hidden, "intermediate": args.intermediate, "layers": args.layers, "heads": args.heads,
-                  "kv_heads": args.kv_heads},
+                  "kv_heads": args.kv_heads, "vocab": args.vocab},
         "checkpoint_dtype": init_dtype, "checkpoint_bytes": weights,
         "init": init,
         "interpreter_rss_bytes": interpreter["peak_rss_bytes"],

@@ -1,6 +1,6 @@
 """A file's sha256, remembered across processes while the file provably has not changed.
 
-Hashing runs at about 1.7 GB/s here (measured: docs/weights.md), so a multi-GB ``weights.data`` or engine
+Hashing runs at about 1.7 GB/s here (measured: docs/verified-weights.md), so a multi-GB ``weights.data`` or engine
 costs seconds per use. A hash is remembered under the file's identity: device, inode, size, modification
 time and status-change time (ctime). Any write to the file, and any ``touch`` or ``os.utime`` that puts an
 old modification time back, sets its ctime to the current time, and no user call sets ctime to a chosen
@@ -21,23 +21,26 @@ import time
 from pathlib import Path
 
 from .errors import IrexportError
-from .schema import SHA256, Int, List, Map, Obj, validate
+from .schema import SHA256, Int, List, Obj, validate
 
 CACHE_FILE = "sha256.json"
 MAX_ENTRIES = 256  # the most recently verified files; older ones are hashed again when next used
 BLOCK = 8 << 20
-SETTLED_NS = 2_000_000_000  # a file last changed this long ago can be remembered
+SETTLED_NS = 2_000_000_000  # a file last changed this long before it is hashed can be remembered
 
-_ENTRY = Obj({"identity": List(Int(0), min_len=5, max_len=5), "sha256": SHA256})
-_SCHEMA = Obj({"files": Map(_ENTRY)})
+_ENTRY = Obj({"identity": List(Int(), min_len=5, max_len=5), "sha256": SHA256})
 _MEMORY: dict[str, dict] = {}  # this process's verified files, also when the cache directory is not writable
 
 
-def cache_dir() -> Path:
+def cache_dir() -> Path | None:
+    """Where verified files are remembered; None where there is no such place (no home directory)."""
     explicit = os.environ.get("IREXPORT_CACHE_DIR")
     if explicit:
         return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "irexport"
+    try:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "irexport"
+    except RuntimeError:  # no $HOME and no passwd entry
+        return None
 
 
 def identity(stat: os.stat_result) -> list[int]:
@@ -45,20 +48,32 @@ def identity(stat: os.stat_result) -> list[int]:
 
 
 def _read_cache() -> dict:
-    """The remembered hashes; a missing, unreadable or malformed cache is an empty one (it is only a cache)."""
+    """The remembered hashes; a missing, unreadable or malformed cache is an empty one, and a malformed entry
+    is left out (it is only a cache)."""
+    directory = cache_dir()
     try:
-        return validate(json.loads((cache_dir() / CACHE_FILE).read_bytes()), _SCHEMA, CACHE_FILE)["files"]
-    except (OSError, ValueError, RecursionError, IrexportError):
+        files = json.loads((directory / CACHE_FILE).read_bytes())["files"] if directory else {}
+        entries = files.items() if isinstance(files, dict) else ()
+    except (OSError, ValueError, RecursionError, KeyError, TypeError):
         return {}
+    remembered = {}
+    for path, entry in entries:
+        try:
+            remembered[path] = validate(entry, _ENTRY, CACHE_FILE)
+        except IrexportError:
+            continue
+    return remembered
 
 
 def _remember(path: str, entry: dict) -> None:
     _MEMORY[path] = entry
+    directory = cache_dir()
+    if directory is None:
+        return
     files = _read_cache()
     files.pop(path, None)
     files[path] = entry  # newest last: the oldest are dropped first
     files = dict(list(files.items())[-MAX_ENTRIES:])
-    directory = cache_dir()
     tmp = directory / f".{CACHE_FILE}.{os.getpid()}.partial"
     try:  # a cache that cannot be written (read-only home) only costs a hash next time
         directory.mkdir(parents=True, exist_ok=True)
@@ -69,21 +84,31 @@ def _remember(path: str, entry: dict) -> None:
             tmp.unlink()
 
 
+def _remembered(path: str, stat: os.stat_result) -> str | None:
+    """The hash remembered for ``path`` at this identity: this process's first, then the cache's."""
+    entry = _MEMORY.get(path)
+    if entry is None or entry["identity"] != identity(stat):
+        entry = _read_cache().get(path)
+    return entry["sha256"] if entry is not None and entry["identity"] == identity(stat) else None
+
+
 def sha256(path) -> str:
     """The sha256 of ``path`` (hex), from the cache while the file's identity is unchanged."""
     path = Path(path).resolve()
     key = str(path)
+    now = time.time_ns()
     stat = os.stat(path)
-    for entry in (_MEMORY.get(key), _read_cache().get(key)):
-        if entry is not None and entry["identity"] == identity(stat):
-            return entry["sha256"]
+    remembered = _remembered(key, stat)
+    if remembered is not None:
+        return remembered
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(BLOCK):
             digest.update(block)
         after = os.fstat(f.fileno())
-    # not remembered: a file that changed while it was read, or whose last change is so recent that a change
-    # in the same clock tick (timestamps are coarse: a few ms, seconds on some filesystems) would keep its identity
-    if identity(after) == identity(stat) and time.time_ns() - stat.st_ctime_ns > SETTLED_NS:
+    # not remembered: a file that changed while it was read, or whose last change was so shortly before it was
+    # hashed that another change in the same clock tick (timestamps are coarse: a few ms, seconds on some
+    # filesystems) would keep its identity
+    if identity(after) == identity(stat) and now - stat.st_ctime_ns > SETTLED_NS:
         _remember(key, {"identity": identity(stat), "sha256": digest.hexdigest()})
     return digest.hexdigest()

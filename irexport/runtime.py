@@ -50,7 +50,7 @@ REPORT_SCHEMA = Obj({
     "version_compatible": Bool(),
     "export": Obj({"source_sha256": Opt(SHA256), "dtype": Str(choices=DTYPES)}),
     "plugins": Opt(Obj({"path": Str(), "sha256": SHA256, "serialized": Bool()})),
-    "engine": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256, "weights_sha256": Opt(SHA256),
+    "engine": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256, "onnx_sha256": SHA256, "weights_sha256": Opt(SHA256),
                    "profiles": Obj({phase: _PROFILE for phase in PHASES}, closed=True)}),
 })
 
@@ -61,15 +61,20 @@ def read_build_report(engine_dir) -> dict:
 
 
 def check_built_from(report: dict, manifest: dict, engine_dir) -> None:
-    """The engine was built from this export (same source checkpoint, dtype and weights file)."""
+    """The engine was built from this export (same source checkpoint and dtype, and the graph and weights
+    files the export wrote)."""
     built = report["export"]
     if built["source_sha256"] != manifest["source"]["sha256"] or built["dtype"] != manifest["dtype"]:
         raise IrexportError(f"{engine_dir}: built from another export ({built['dtype']}, source "
                             f"{(built['source_sha256'] or 'unknown')[:12]}); rebuild with irexport build")
-    weights = manifest.get("weights", {}).get("sha256")
-    if report["engine"]["weights_sha256"] != weights:
-        raise IrexportError(f"{engine_dir}: built from other weights (sha256 {(report['engine']['weights_sha256'] or 'none')[:12]}"
-                            f"..., the export's weights.data is {(weights or 'none')[:12]}...); rebuild with irexport build")
+    engine = report["engine"]
+    hashes = {"weights": (engine["weights_sha256"], manifest.get("weights", {}).get("sha256"))}
+    if "sha256" in manifest["graph"]:  # exports from before graphs were hashed record none
+        hashes["graph"] = (engine["onnx_sha256"], manifest["graph"]["sha256"])
+    for what, (built_from, wrote) in hashes.items():
+        if built_from != wrote:
+            raise IrexportError(f"{engine_dir}: built from a different {what} file (sha256 {(built_from or 'none')[:12]}..., "
+                                f"the export's is {(wrote or 'none')[:12]}...); rebuild with irexport build")
 
 
 def check_engine_file(engine_dir, report: dict) -> Path:

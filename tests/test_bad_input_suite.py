@@ -118,7 +118,12 @@ def _replace(path: Path, text) -> None:
 
 def weights(w: Work, edit, command: str):
     """``command`` on an export whose weights.data ``edit`` changed."""
-    edit(w.export() / "weights.data")
+    return weights_edit(w, "weights.data", edit, command)
+
+
+def weights_edit(w: Work, name: str, edit, command: str):
+    """``command`` on an export whose file ``name`` ``edit`` changed."""
+    edit(w.export() / name)
     return {"generate": ["generate", w.export(), "--input-ids", w.ids()],
             "parity": ["parity", w.export(), "--model", w.model(), "--report", w.out],
             "build": ["build", w.export(), "--recipe", RECIPES / "demo.yaml", "-o", w.out]}[command]
@@ -272,7 +277,11 @@ CASES = {
     "manifest-format-from-the-future": (lambda w: manifest(w, format_version=99), ["manifest.json", "'format_version'"]),
     "manifest-layers-lie": (lambda w: manifest(w, model__num_layers=3), ["manifest.json", "disagree with model.num_layers"]),
     "manifest-graph-replaced": (lambda w: [*manifest(w, graph__file="other.onnx"), _other_onnx(w.export() / "other.onnx")][:4],
-                                ["other.onnx", "not the ones manifest.json lists"]),
+                                ["other.onnx", "sha256", "other or corrupted graph"]),
+    "manifest-graph-replaced-unhashed": (lambda w: [*manifest(w, graph__file="other.onnx", graph__sha256=None),
+                                                    _other_onnx(w.export() / "other.onnx")][:4],
+                                         ["other.onnx", "not the ones manifest.json lists"]),
+    "graph-byte-flipped": (lambda w: weights_edit(w, "model.onnx", _flip_byte, "generate"), ["model.onnx", "sha256"]),
     "weights-missing": (lambda w: [*manifest(w), (w.export() / "weights.data").unlink()][:4], ["weights.data", "not found"]),
     "weights-truncated": (lambda w: [*manifest(w), _truncate(w.export() / "weights.data", 4096)][:4],
                           ["weights.data", "truncated, extended or replaced"]),
@@ -296,7 +305,9 @@ CASES = {
                                    ["build_report.json", "'engine.profiles.decode.index'"]),
     "build-report-version-a-number": (lambda w: build_report(w, tensorrt_version=10), ["build_report.json", "'tensorrt_version'"]),
     "build-report-other-weights": (lambda w: build_report(w, engine__weights_sha256="0" * 64),
-                                   ["built from other weights", "rebuild"]),
+                                   ["built from a different weights file", "rebuild"]),
+    "build-report-other-graph": (lambda w: build_report(w, engine__onnx_sha256="0" * 64),
+                                 ["built from a different graph file", "rebuild"]),
     "build-report-engine-elsewhere": (lambda w: build_report(w, engine__file="/dev/zero"),
                                       ["build_report.json", "'engine.file'"]),
     # parity-matrix baselines

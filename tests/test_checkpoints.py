@@ -41,10 +41,11 @@ def test_loading_assigns_the_checkpoint_tensors_without_a_copy():
     routing = {k: v.clone() for k, v in model.routing.state_dict().items()}
     shared = torch.cat([base["model.norm.weight"], base["model.layers.0.input_layernorm.weight"]]).view(2, -1)
     base["model.norm.weight"], base["model.layers.0.input_layernorm.weight"] = shared[0], shared[1]
+    given = {"embed": base["model.embed_tokens.weight"].data_ptr(),  # before assemble, which replaces the dicts' tensors
+             "router": routing["layers.0.mlp.router.weight_predictor.weight"].data_ptr()}
     loaded = assemble(model.config, model.routing_config, base, routing, "base", "routing")
-    assert loaded.base.model.embed_tokens.weight.data_ptr() == base["model.embed_tokens.weight"].data_ptr()
-    assert loaded.routing.layers[0]["mlp"].router.weight_predictor.weight.data_ptr() == \
-        routing["layers.0.mlp.router.weight_predictor.weight"].data_ptr()
+    assert loaded.base.model.embed_tokens.weight.data_ptr() == given["embed"]
+    assert loaded.routing.layers[0]["mlp"].router.weight_predictor.weight.data_ptr() == given["router"]
     ptrs = [p.untyped_storage().data_ptr()
             for p in (loaded.base.model.norm.weight, loaded.base.model.layers[0].input_layernorm.weight)]
     assert ptrs[0] != ptrs[1] and not any(t.is_meta for t in [*loaded.parameters(), *loaded.buffers()])
@@ -144,17 +145,20 @@ def test_convert_then_run_matches_the_original(tmp_path, cli):
 
 def test_init_writes_its_dtype_deterministically_with_mixed_routing(tmp_path, cli):
     """--dtype bfloat16 builds, calibrates and writes the model in bfloat16 (never float32 first): every tensor
-    on disk is bfloat16, two runs are byte-identical, and the calibrated routers still split the tokens."""
+    on disk is bfloat16, two runs are byte-identical, and the calibrated routers still split the tokens.
+    --vocab-size sizes the embedding and LM head as a real model's."""
     from safetensors import safe_open
 
     for d in ("a", "b"):
-        assert cli("init", tmp_path / d, "--dtype", "bfloat16", "--seed", "3")[0] == 0
+        assert cli("init", tmp_path / d, "--dtype", "bfloat16", "--seed", "3", "--vocab-size", "300")[0] == 0
     for f in ("model.safetensors", "routing.safetensors"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
         with safe_open(str(tmp_path / "a" / f), "pt") as st:
             assert {st.get_slice(k).get_dtype() for k in st.keys()} == {"BF16"}
     model = load_model(tmp_path / "a", torch.bfloat16)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    # a vocabulary larger than the byte tokenizer's keeps its end-of-text id
+    assert (model.config.vocab_size, model.config.eos_token_id) == (300, byte_tokenizer().eos_token_id)
     with torch.no_grad():
         executed = model(random_ids(4, 32, seed=9)).execute.float().mean((2, 3))  # [layers, units]
     assert ((executed > 0.1) & (executed < 0.9)).all(), executed

@@ -178,6 +178,7 @@ def test_computing_in_float32_equals_a_float32_copy(dtype, mode):
 
     model = tiny("informed").to(dtype)
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    storages = [p.data_ptr() for p in model.parameters()]
     ids = random_ids(2, 10)
     with torch.no_grad():
         expected = copy.deepcopy(model).float()(ids, mode=mode)
@@ -199,6 +200,7 @@ def test_computing_in_float32_equals_a_float32_copy(dtype, mode):
     failing.remove()
     after = model.state_dict()
     assert all(after[k].dtype == dtype and torch.equal(after[k], before[k]) for k in before)
+    assert [p.data_ptr() for p in model.parameters()] == storages  # its own tensors back, not copies
 
 
 def test_float16_padding_stays_finite():

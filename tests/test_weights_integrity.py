@@ -54,7 +54,11 @@ def test_other_weights_are_refused_before_any_session(tamper, exported, other_se
     shutil.copytree(exported("informed")[0], export)
     weights = export / "weights.data"
     assert weights.stat().st_size == (other_seed_export / "weights.data").stat().st_size  # a swap keeps the size
-    load_manifest(export)  # verified (and remembered) while intact
+    monkeypatch.setattr(filehash, "SETTLED_NS", 20_000_000)
+    time.sleep(0.1)
+    load_manifest(export)  # verified and remembered while intact: the change below must still be seen
+    assert filehash._remembered(str(weights.resolve()), weights.stat()) is not None
+    time.sleep(0.05)
     TAMPERS[tamper](weights, other_seed_export)
 
     sessions = []

@@ -53,7 +53,8 @@ def assemble(hf_config, routing_config, base_state, routing_state, base_where, r
              dtype: torch.dtype = torch.float32) -> RoutedCausalLM:
     """The model holding the state dicts' own tensors, in ``dtype``: built on the meta device, the weights
     assigned rather than copied into randomly initialized ones, and each tensor cast in its dict (the
-    original released before the next is cast), so loading peaks at one copy of the weights, not two."""
+    original released before the next is cast), so loading peaks at one copy of the weights, not two.
+    The dicts are changed: they hold the model's tensors afterwards."""
     with torch.device("meta"):
         model = build_model(hf_config, routing_config)
     check_state(model.base, base_state, base_where, optional=tied_keys(hf_config))

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -116,10 +117,8 @@ def read_base_weights(directory: Path, required: bool = True, dtype: torch.dtype
     """Base weights of a transformers directory: *.safetensors (cast to ``dtype`` tensor by tensor as they
     are read), else pytorch_model*.bin (weights only; cast once loaded)."""
     files = sorted(p for p in Path(directory).glob("*.safetensors") if p.name != ROUTING_WEIGHTS)
-    if files:
-        def reader(f):
-            return read_safetensors(f, dtype)
-    else:
+    reader = functools.partial(read_safetensors, dtype=dtype)
+    if not files:
         files, reader = sorted(Path(directory).glob("pytorch_model*.bin")), read_torch
     if not files and required:
         raise IrexportError(f"{directory}: no base weights found (*.safetensors or pytorch_model*.bin)")

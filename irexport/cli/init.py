@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import SEED, SEED_MAX, SIZE, log, number_in
+from .common import SEED, SEED_MAX, SIZE, int_in, log, number_in
 
 FAMILY_CHOICES = ("informed", "skipgpt", "router_tuning", "mod")
 ARCH_CHOICES = ("llama", "mistral", "qwen2", "qwen3")
@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
     p.add_argument("--intermediate-size", type=SIZE, default=None, help="MLP size (default: 128)")
     p.add_argument("--heads", type=SIZE, default=None, help="attention heads (default: 4)")
     p.add_argument("--kv-heads", type=SIZE, default=None, help="key/value heads (default: 2)")
+    p.add_argument("--vocab-size", type=int_in(257, 1 << 24), default=257,
+                   help="vocabulary (default: 257, the byte tokenizer's; a larger one sizes the embedding and LM head "
+                        "as a real model's, e.g. 128256 for Llama 3, with ids the tokenizer never produces)")
     p.add_argument("--units", default="attention,mlp", help="routed units, comma separated (default: attention,mlp)")
     p.add_argument("--pooling", choices=("token", "sequence"), default=None, help="router_tuning: per token or per sequence")
     p.add_argument("--capacity", type=number_in(0, 1, open_lo=True), default=None, help="mod: executed fraction per sequence (default: 0.5)")
@@ -50,7 +53,8 @@ def main(args) -> int:
         raise IrexportError("--heads must divide --hidden-size into an even head size and be a multiple of --kv-heads")
     log(f"building a random {args.arch} model with {args.family} routing (seed {args.seed})")
     model = make_random_model(args.family, args.arch, seed=args.seed, units=units, pooling=args.pooling,
-                              capacity=args.capacity, dtype=DTYPES[args.dtype], **sizes)
+                              capacity=args.capacity, dtype=DTYPES[args.dtype],
+                              vocab_size=args.vocab_size, **sizes)
     save_model(model, args.output, overwrite=args.overwrite, tokenizer=byte_tokenizer())
     log(f"wrote {args.output}")
     return 0

@@ -72,8 +72,10 @@ def engine_record(path: Path, onnx_path: Path, manifest: dict, shapes: dict) -> 
     """The engine file as runtimes check it: size, hash, and per phase its profile's index and each input's
     dtype and range. ``shapes`` is {phase: {input: (min, opt, max)}}."""
     dtypes = {io["name"]: io["dtype"] for io in manifest["graph"]["inputs"]}
+    weights = onnx_path.parent / manifest["weights"]["file"] if "weights" in manifest else None
+    # hashes of the files the parser read (not the manifest's word: a build with --no-verify may have read others)
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path), "onnx": onnx_path.name,
-            "onnx_sha256": sha256(onnx_path), "weights_sha256": manifest.get("weights", {}).get("sha256"),
+            "onnx_sha256": sha256(onnx_path), "weights_sha256": sha256(weights) if weights else None,
             "weights_bytes": manifest.get("weights", {}).get("bytes"),  # against "bytes": are the weights in once?
             "profiles": {phase: {"index": PHASES.index(phase),
                                  "inputs": {name: {"dtype": dtypes[name], "min": list(lo), "opt": list(opt), "max": list(hi)}

@@ -26,8 +26,9 @@ def _tensor(dim):
                 "shape": List(dim, max_len=8)})
 
 
-GRAPH = Obj({"file": FILE_NAME, "inputs": List(_tensor(INPUT_DIM), min_len=1),
-             "outputs": List(_tensor(OUTPUT_DIM), min_len=1), "custom_ops": List(Str())})
+GRAPH = Obj({"file": FILE_NAME, "sha256": SHA256, "inputs": List(_tensor(INPUT_DIM), min_len=1),
+             "outputs": List(_tensor(OUTPUT_DIM), min_len=1), "custom_ops": List(Str())},
+            optional=("sha256",))  # absent: an export from before graphs were hashed
 # what irexport reads of a manifest (other keys are for people and other tools)
 SCHEMA = Obj({
     "format_version": Int(FORMAT_VERSION, FORMAT_VERSION),
@@ -61,8 +62,9 @@ def check_phase(phase: str) -> str:
 
 
 def load_manifest(export_dir, verify: bool = True) -> dict:
-    """The export's manifest, checked; its weights file checked against it (size always, the sha256 unless
-    ``verify`` is False), so that no reader runs weights other than the ones the export wrote."""
+    """The export's manifest, checked; its files checked against it (the weights' size always, the graph's and
+    the weights' sha256 unless ``verify`` is False), so that no reader runs a graph or weights other than the
+    ones the export wrote."""
     path = Path(export_dir) / MANIFEST
     manifest = read_json_record(path, f"{export_dir}: no {MANIFEST} (not an irexport export directory)", SCHEMA,
                                 "re-export with this irexport version")
@@ -70,30 +72,32 @@ def load_manifest(export_dir, verify: bool = True) -> dict:
     if [t["name"] for t in manifest["graph"]["inputs"]] != input_names(layers):
         raise IrexportError(f"{path}: graph.inputs disagree with model.num_layers ({layers}); re-export")
     if "weights" in manifest:
-        check_weights(Path(export_dir), manifest["weights"], verify)
+        check_file(Path(export_dir), manifest["weights"], "weights", verify)
+    if "sha256" in manifest["graph"] and verify:
+        check_file(Path(export_dir), manifest["graph"], "graph", verify)
     return manifest
 
 
-def check_weights(export_dir: Path, record: dict, verify: bool = True) -> None:
-    """weights.data is the file the export wrote: present, its size, and (``verify``) its sha256. A reader
-    calls this before ONNX Runtime or TensorRT's parser maps the file."""
+def check_file(export_dir: Path, record: dict, what: str, verify: bool = True) -> None:
+    """A file of the export is the one it wrote: present, its size (where recorded), and (``verify``) its
+    sha256. Readers call this before ONNX Runtime or TensorRT's parser opens the file."""
     from ..filehash import sha256
 
-    weights = export_dir / record["file"]
-    if not weights.is_file():
-        raise IrexportError(f"{weights}: not found (the export's weights; re-export)")
-    size = weights.stat().st_size
-    if size != record["bytes"]:
-        raise IrexportError(f"{weights}: {size} bytes, the export wrote {record['bytes']} (truncated, extended or "
+    path = export_dir / record["file"]
+    if not path.is_file():
+        raise IrexportError(f"{path}: not found (the export's {what}; re-export)")
+    size = path.stat().st_size
+    if "bytes" in record and size != record["bytes"]:
+        raise IrexportError(f"{path}: {size} bytes, the export wrote {record['bytes']} (truncated, extended or "
                             "replaced; re-export)")
     if verify:
         try:
-            digest = sha256(weights)
+            digest = sha256(path)
         except OSError as e:
-            raise IrexportError(f"{weights}: cannot read ({e.strerror})") from None
+            raise IrexportError(f"{path}: cannot read ({e.strerror})") from None
         if digest != record["sha256"]:
-            raise IrexportError(f"{weights}: sha256 {digest[:12]}..., the export wrote {record['sha256'][:12]}... (other "
-                                "or corrupted weights; re-export)")
+            raise IrexportError(f"{path}: sha256 {digest[:12]}..., the export wrote {record['sha256'][:12]}... (other "
+                                f"or corrupted {what}; re-export)")
 
 
 def source_model(manifest: dict, export_dir, what: str = "pass --model") -> Path:

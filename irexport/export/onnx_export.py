@@ -21,6 +21,7 @@ import torch
 from .. import __version__
 from ..atomic import atomic_dir
 from ..errors import IrexportError
+from ..filehash import sha256
 from ..ops.onnx_functions import attach_functions, translation_table
 from ..ops.spec import OPS
 from ..reference import DTYPES
@@ -147,8 +148,8 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
         log(f"exporting the graph ({strategy}, {dtype})")
         proto, used, inputs, outputs = export_graph(model, strategy, DTYPES[dtype], keep_exporter_metadata, weights)
         _save(proto, tmp / GRAPH_FILE)
-        manifest["graph"] = {"file": GRAPH_FILE, "inputs": _io(proto, inputs), "outputs": _io(proto, outputs),
-                             "custom_ops": used}
+        manifest["graph"] = {"file": GRAPH_FILE, "sha256": sha256(tmp / GRAPH_FILE), "inputs": _io(proto, inputs),
+                             "outputs": _io(proto, outputs), "custom_ops": used}
         manifest["weights"] = weights.record()
         manifest["custom_ops"] = [
             {"name": OPS[n].name, "domain": OPS[n].domain, "version": OPS[n].version, **OPS[n].node_attributes,

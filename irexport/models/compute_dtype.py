@@ -2,9 +2,9 @@
 
 Parity compares a float16 / bfloat16 backend with the reference computed in float32. A float32 copy of
 an 8B-class model is 32 GB beside its 16 GB of bfloat16 weights; instead, each module's own parameters
-and buffers are cast to float32 as the module starts and back as it ends, so the forward holds one
-module's float32 copy at a time. Casting float16 / bfloat16 to float32 and back is exact, and every
-module computes on float32 weights, as a float32 copy of the model would.
+and buffers are cast to float32 as the module starts and given their own storage back as it ends, so the
+forward holds one module's float32 copy at a time. Casting float16 / bfloat16 to float32 is exact, so every
+module computes on the weights a float32 copy of the model would hold.
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ def computing_in(model: torch.nn.Module, dtype: torch.dtype):
     if all(t.dtype == dtype for m in modules for t in _own_floats(m)):
         yield
         return
-    stored: dict[int, tuple] = {}  # id -> (tensor, its dtype outside the forward); tied weights: one entry
+    stored: dict[int, tuple] = {}  # id -> (tensor, its own data); tied weights: one entry
 
     def start(module, *_):
         for t in _own_floats(module):
-            stored.setdefault(id(t), (t, t.dtype))
+            stored.setdefault(id(t), (t, t.data))
             t.data = t.data.to(dtype)
 
     def end(module, *_):
         for t in _own_floats(module):
-            t.data = t.data.to(stored[id(t)][1])
+            t.data = stored[id(t)][1]  # the very tensor it held: nothing copied back, storages shared as before
 
     handles = [h for m in modules for h in (m.register_forward_pre_hook(start), m.register_forward_hook(end))]
     try:
@@ -43,6 +43,5 @@ def computing_in(model: torch.nn.Module, dtype: torch.dtype):
     finally:
         for handle in handles:
             handle.remove()
-        for t, original in stored.values():  # a forward that raised left its modules' tensors cast
-            if t.dtype != original:
-                t.data = t.data.to(original)
+        for t, data in stored.values():  # a forward that raised left its modules' tensors cast
+            t.data = data

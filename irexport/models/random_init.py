@@ -18,6 +18,7 @@ from .config import FAMILIES, UNITS, RoutingConfig
 from .routed import SUPPORTED_MODEL_TYPES, RoutedCausalLM
 
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2)
+BYTE_VOCAB = 257  # byte_tokenizer's ids: 256 bytes and <|endoftext|>
 MOD_BIAS = 1.0  # Mixture-of-Depths router weights centre on 1, so the scaled unit output keeps its size
 
 
@@ -43,8 +44,9 @@ def hf_config(model_type: str, vocab_size: int, **sizes):
     extra = {"head_dim": dims["hidden_size"] // dims["num_attention_heads"], "max_position_embeddings": 4096}
     if model_type == "mistral":
         extra["sliding_window"] = 16  # small enough that tests cross it
-    cfg = CONFIG_MAPPING[model_type](vocab_size=vocab_size, tie_word_embeddings=False, eos_token_id=vocab_size - 1,
-                                     bos_token_id=vocab_size - 1, **dims, **extra)
+    special = min(vocab_size, BYTE_VOCAB) - 1  # byte_tokenizer's <|endoftext|> where the vocabulary holds it
+    cfg = CONFIG_MAPPING[model_type](vocab_size=vocab_size, tie_word_embeddings=False, eos_token_id=special,
+                                     bos_token_id=special, **dims, **extra)
     cfg._attn_implementation = "eager"
     from ..checkpoints.native import check_hf_config
 
@@ -163,7 +165,7 @@ def _default_dtype(dtype: torch.dtype):
 
 
 def make_random_model(family: str = "informed", model_type: str = "llama", seed: int = 0, units=("attention", "mlp"),
-                      vocab_size: int = 257, calibrate_routers: bool = True, dtype: torch.dtype = torch.float32,
+                      vocab_size: int = BYTE_VOCAB, calibrate_routers: bool = True, dtype: torch.dtype = torch.float32,
                       **sizes) -> RoutedCausalLM:
     """A seeded random routed model, built, initialized and calibrated in ``dtype`` (an 8B-class model in
     bfloat16 never holds float32 weights). ``sizes`` override TINY's transformers dimensions; routing

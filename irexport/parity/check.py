@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,7 @@ def run_reference(model, feed: dict, mode: str, force=None, float32: bool = Fals
     if past_names(layers)[0] in feed:
         cache = [torch.from_numpy(feed[n]).to(dtype) for n in past_names(layers)]
         past = tuple(zip(cache[::2], cache[1::2]))
-    with torch.no_grad(), computing_in(model, dtype):
+    with torch.no_grad(), computing_in(model, dtype) if float32 else contextlib.nullcontext():
         out = model(torch.from_numpy(feed["input_ids"]), attention_mask=torch.from_numpy(feed["attention_mask"]),
                     past_key_values=past, mode=mode, force_execute=None if force is None else torch.from_numpy(force))
     result = {"logits": out.logits.float().numpy(), "decisions": out.execute.numpy(), "router_margin": out.margin.numpy()}
