@@ -43,7 +43,9 @@ def RouteTopK(scores, valid, capacity: float):
     n = op.ReduceSum(op.Cast(valid_b, to=I64), [1], keepdims=1)  # valid tokens [B, 1]
     k = op.Cast(op.Ceil(op.Cast(n, to=F32) * capacity), to=I64)  # float32, as the torch op and the kernels
     t = op.Shape(s0, start=1, end=2)
-    ranked, _ = op.TopK(op.Where(valid_b, s0, NEG_INF), t, axis=1, largest=1, sorted=1)
+    # every output named: onnxscript keeps Python names, and TensorRT-RTX's builder (Myelin) fails on a tensor
+    # named "_" ("duplicate tensor name")
+    ranked, ranked_positions = op.TopK(op.Where(valid_b, s0, NEG_INF), t, axis=1, largest=1, sorted=1)
     kth = op.GatherElements(ranked, op.Max(k - 1, 0), axis=1)
     after = op.GatherElements(ranked, op.Min(k, t - 1), axis=1)
     nxt = op.Where(k < n, after, kth - 1.0)  # k covers every valid token: halfway to kth - 1
