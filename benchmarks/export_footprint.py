@@ -10,7 +10,7 @@ given size. Each step runs as its own process (its peak RSS is its own, from wai
     python benchmarks/export_footprint.py --hidden 3072 --intermediate 8192 --layers 28 --heads 24 --kv-heads 8 \\
         --init-dtype float32 --dtype bfloat16 --name 3b                     # ~3B parameters (Llama-3.2-3B's layers)
     python benchmarks/export_footprint.py --hidden 4096 --intermediate 14336 --layers 32 --heads 32 --kv-heads 8 \\
-        --vocab 128256 --dtype bfloat16 --name 8b                           # 8.0B parameters (Llama-3-8B's shapes)
+        --vocab 128256 --dtype bfloat16 --name 8b                           # 8.6B parameters (Llama-3-8B's + routing)
 
 The checkpoint is written in the export's dtype (``irexport init --dtype``) unless ``--init-dtype`` says
 otherwise. Verification runs with a cache directory of its own: the first use hashes, the second finds it
@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from irexport.filehash import SETTLED_NS
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -53,11 +55,10 @@ run_reference(model, feed, manifest["strategy"], float32=True)
 VERIFY = "import sys; from irexport.export.manifest import load_manifest; load_manifest(sys.argv[1])"
 
 
-def measured(argv: list[str], python=("-m", "irexport.cli.main"), env=None) -> dict:
+def measured(argv: list[str], python=("-m", "irexport.cli.main"), env=None, label=None) -> dict:
     """Run ``python PYTHON ARGV`` (by default the irexport CLI) as a child; its wall time and peak resident
-    memory."""
-    print(f"[{time.strftime('%H:%M:%S')}] {' '.join(map(str, argv[:1] if python[0] == '-m' else python[:1]))} ...",
-          file=sys.stderr, flush=True)
+    memory. ``label`` names the step in the progress line (default: the subcommand)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {label or argv[0]} ...", file=sys.stderr, flush=True)
     env = {**os.environ, **(env or {}), "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: a chatty child cannot block on it
         start = time.monotonic()
@@ -94,21 +95,23 @@ def main() -> None:
         weights = sum(f.stat().st_size for f in model.glob("*.safetensors"))
         exported = measured(["export", model, "-o", export, "--dtype", args.dtype])
         files = {f.name: f.stat().st_size for f in sorted(export.iterdir())}
-        time.sleep(2)  # a file changed in the last 2 s is not remembered (irexport.filehash.SETTLED_NS)
+        time.sleep(SETTLED_NS / 1e9)  # a file changed as recently is not remembered
         cache = {"IREXPORT_CACHE_DIR": str(Path(tmp) / "cache")}
-        verify = {"first": measured([export], python=("-c", VERIFY), env=cache),
-                  "remembered": measured([export], python=("-c", VERIFY), env=cache)}
+        verify = {"first": measured([export], python=("-c", VERIFY), env=cache, label="verify (first use)"),
+                  "remembered": measured([export], python=("-c", VERIFY), env=cache, label="verify (remembered)")}
         ids = Path(tmp) / "ids.npy"
         np.save(ids, np.random.default_rng(0).integers(0, 257, (4, 64)))
         if args.dtype == "bfloat16":
             generate = {"skipped": "ONNX Runtime's CPU provider has no bfloat16 kernels"}
             parity = {"skipped": "ONNX Runtime's CPU provider has no bfloat16 kernels",
-                      "reference_only": measured([export, model], python=("-c", PARITY_REFERENCE))}
+                      "reference_only": measured([export, model], python=("-c", PARITY_REFERENCE),
+                                                 label="parity (reference half)")}
         else:
             generate = measured(["generate", export, "--input-ids", ids, "--max-new-tokens", "8"])
             parity = measured(["parity", export, "--new-tokens", "4", "--report", Path(tmp) / "parity.json"])
     # what every export process holds before any weight: the interpreter with the export's modules imported
-    interpreter = measured([], python=("-c", "import irexport.export.onnx_export, irexport.checkpoints, onnxscript"))
+    interpreter = measured([], python=("-c", "import irexport.export.onnx_export, irexport.checkpoints, onnxscript"),
+                           label="interpreter")
     exported_weights = files["weights.data"]
 
     row = {

@@ -191,6 +191,7 @@ def test_computing_in_float32_equals_a_float32_copy(dtype, mode):
     assert got.logits.dtype == torch.float32 and torch.equal(got.logits, expected.logits)
     assert torch.equal(got.execute, expected.execute)
     assert float32_modules == [0]  # entering the MLP: no module's weights are float32 (its own are cast within)
+
     def fail(module, args, output):  # runs before computing_in's own hook would cast the weight back
         raise RuntimeError("stop")
 

@@ -121,8 +121,10 @@ def _remembered(path) -> dict:
     return files.get(str(path.resolve()))
 
 
-def test_a_verified_file_is_remembered_across_processes(cache, monkeypatch):
+def test_a_verified_file_is_remembered_across_processes(cache):
     import hashlib
+    import subprocess
+    import sys
 
     digest = filehash.sha256(cache)
     assert digest == hashlib.sha256(cache.read_bytes()).hexdigest()
@@ -131,8 +133,9 @@ def test_a_verified_file_is_remembered_across_processes(cache, monkeypatch):
     record = json.loads((filehash.cache_dir() / filehash.CACHE_FILE).read_text())
     record["files"][str(cache.resolve())]["sha256"] = "0" * 64
     (filehash.cache_dir() / filehash.CACHE_FILE).write_text(json.dumps(record))
-    monkeypatch.setattr(filehash, "_MEMORY", {})
-    assert filehash.sha256(cache) == "0" * 64
+    child = subprocess.run([sys.executable, "-c", "import sys; from irexport.filehash import sha256; print(sha256(sys.argv[1]))",
+                            str(cache)], capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == "0" * 64
 
 
 def test_a_changed_file_is_hashed_again_even_with_its_old_mtime(cache):

@@ -52,8 +52,9 @@ SIZE = int_in(1, 1 << 20)            # a model dimension (the config's schema bo
 
 def add_no_verify(parser) -> None:
     parser.add_argument("--no-verify", action="store_true",
-                        help="skip the sha256 check of the export's weights.data against its manifest (its size is "
-                             "still checked); a verified file is remembered until it changes (docs/verified-weights.md)")
+                        help="skip the sha256 checks of the export's weights.data and model.onnx against its manifest "
+                             "(the weights' size is still checked); a verified file is remembered until it changes "
+                             "(docs/verified-weights.md)")
 
 
 def add_dtype_mode(parser) -> None:

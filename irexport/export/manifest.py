@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import IrexportError
+from ..filehash import sha256
 from ..jsonrecord import read_json_record
 from ..schema import FILE_NAME, SHA256, Int, List, Obj, OneOf, Opt, Str, Tuple
 
@@ -74,15 +75,13 @@ def load_manifest(export_dir, verify: bool = True) -> dict:
     if "weights" in manifest:
         check_file(Path(export_dir), manifest["weights"], "weights", verify)
     if "sha256" in manifest["graph"] and verify:
-        check_file(Path(export_dir), manifest["graph"], "graph", verify)
+        check_file(Path(export_dir), manifest["graph"], "graph")
     return manifest
 
 
 def check_file(export_dir: Path, record: dict, what: str, verify: bool = True) -> None:
     """A file of the export is the one it wrote: present, its size (where recorded), and (``verify``) its
     sha256. Readers call this before ONNX Runtime or TensorRT's parser opens the file."""
-    from ..filehash import sha256
-
     path = export_dir / record["file"]
     if not path.is_file():
         raise IrexportError(f"{path}: not found (the export's {what}; re-export)")

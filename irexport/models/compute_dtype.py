@@ -23,9 +23,6 @@ def _own_floats(module: torch.nn.Module) -> list[torch.Tensor]:
 def computing_in(model: torch.nn.Module, dtype: torch.dtype):
     """Forwards of ``model`` inside compute in ``dtype``; the model is as it was afterwards."""
     modules = [m for m in model.modules() if _own_floats(m)]
-    if all(t.dtype == dtype for m in modules for t in _own_floats(m)):
-        yield
-        return
     stored: dict[int, tuple] = {}  # id -> (tensor, its own data); tied weights: one entry
 
     def start(module, *_):
