@@ -1,4 +1,4 @@
-"""Production Python runtime for irexport's TensorRT engines.
+"""Production Python runtime for irexport's TensorRT and TensorRT-RTX engines.
 
 Loads the plugin library and the engine that ``irexport build`` wrote, runs it on torch CUDA tensors
 or numpy arrays in either phase, and generates greedily::
@@ -12,8 +12,8 @@ or numpy arrays in either phase, and generates greedily::
 The engine is deserialized once (one copy of the weights on the GPU); each phase runs in an execution
 context of its own, bound to that phase's optimization profile (prefill: an empty cache, decode).
 Everything that can be checked without a GPU is checked first, against the build record
-(``build_report.json``): the engine file's size and hash (a truncated or swapped file), the TensorRT
-version, the plugin library (present, and the one the engine was built with), and every input's name,
+(``build_report.json``): the engine file's size and hash (a truncated or swapped file), the target
+(TensorRT or TensorRT-RTX, whichever built it) and its version, the plugin library (present, and the one the engine was built with), and every input's name,
 dtype, rank and range of the phase's profile. Each failure is one ``IrexportError`` line.
 numpy has no bfloat16: bfloat16 tensors are fed as and returned as float32 to numpy users.
 """
@@ -25,12 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from .engine.build import REPORT
-from .engine.loading import (
-    find_plugin_library,
-    load_plugin_library,
-    require_tensorrt,
-    version_tuple,
-)
+from .engine.loading import find_plugin_library, load_plugin_library, version_tuple
+from .engine.targets import RECORDED_BEFORE_TARGETS, TARGETS, TensorRTMissing, require_target
 from .errors import IrexportError
 from .export.manifest import DTYPES, PHASES, check_phase, past_names
 from .filehash import sha256
@@ -45,6 +41,7 @@ _PROFILE = Obj({"index": Int(0, len(PHASES) - 1),
                 "inputs": Map(Obj({"dtype": Str(), "min": _SHAPE, "opt": _SHAPE, "max": _SHAPE}))})
 # what the runtimes read of build_report.json (irexport.engine.build writes it)
 REPORT_SCHEMA = Obj({
+    "target": Str(choices=tuple(TARGETS)),
     "tensorrt_version": Str(pattern=r"[0-9]{1,4}(\.[0-9]{1,6}){1,3}([.+-][0-9A-Za-z.+-]*)?",
                             what="a TensorRT version such as '10.8.0.43'"),
     "version_compatible": Bool(),
@@ -52,7 +49,7 @@ REPORT_SCHEMA = Obj({
     "plugins": Opt(Obj({"path": Str(), "sha256": SHA256, "serialized": Bool()})),
     "engine": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256, "onnx_sha256": SHA256, "weights_sha256": Opt(SHA256),
                    "profiles": Obj({phase: _PROFILE for phase in PHASES}, closed=True)}),
-})
+}, optional=("target",))  # records from before irexport knew two targets: TensorRT's
 
 
 def read_build_report(engine_dir) -> dict:
@@ -91,13 +88,31 @@ def check_engine_file(engine_dir, report: dict) -> Path:
     return path
 
 
+def runtime_target(report: dict, where: str):
+    """(Target, module) of the TensorRT that built the engine: an engine runs only in its own target."""
+    target = TARGETS[report.get("target", RECORDED_BEFORE_TARGETS)]
+    try:
+        return require_target(target.name, builder=False)
+    except TensorRTMissing:
+        raise IrexportError(f"{where}: built for {target.title}, which is not installed here ({target.install}); "
+                            "or rebuild for this machine's TensorRT with irexport build --target") from None
+
+
+def require_gpu(target) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise IrexportError(f"{target.title} engines run on a CUDA GPU, and torch sees none (a CUDA build of torch "
+                            "is needed)")
+
+
 def check_tensorrt_version(report: dict, installed: str, where: str) -> None:
     """Plain engines load only in the TensorRT version that built them; version-compatible engines in
     that version or a newer one of the same major."""
-    built = report["tensorrt_version"]
+    built, title = report["tensorrt_version"], TARGETS[report.get("target", RECORDED_BEFORE_TARGETS)].title
     same_major = built.split(".")[0] == installed.split(".")[0]
     if installed != built and not (report["version_compatible"] and same_major and version_tuple(installed) >= version_tuple(built)):
-        raise IrexportError(f"{where}: built with TensorRT {built}, this is TensorRT {installed} (rebuild, or build "
+        raise IrexportError(f"{where}: built with {title} {built}, this is {title} {installed} (rebuild, or build "
                             "with version_compatible: true to load in newer runtimes)")
 
 
@@ -150,12 +165,11 @@ class Engine:
         report = read_build_report(engine_dir)
         path = check_engine_file(engine_dir, report)
         library = plugin_library_for(report, plugins, str(engine_dir))
-        trt = require_tensorrt(builder=False)
+        target, trt = runtime_target(report, str(engine_dir))
         check_tensorrt_version(report, trt.__version__, str(path))
-        if not torch.cuda.is_available():
-            raise IrexportError("TensorRT engines run on a CUDA GPU, and torch sees none (a CUDA build of torch is needed)")
+        require_gpu(target)
         if library is not None:
-            load_plugin_library(trt, library)
+            load_plugin_library(target, trt, library)
         self.profiles = report["engine"]["profiles"]
         from .reference import DTYPES
 

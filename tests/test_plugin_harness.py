@@ -18,6 +18,7 @@ import torch
 
 from conftest import FAMILY_SETTINGS, tensorrt_headers
 from irexport.engine.loading import check_plugin_major, plugin_tensorrt_major
+from irexport.engine.targets import RTX_PLUGIN_HEADERS, TARGETS
 from irexport.errors import IrexportError
 from irexport.ops import OPS, torch_ops
 from irexport.ops.plugin_cases import node_cases, write_cases
@@ -83,11 +84,27 @@ def test_register_library_without_tensorrt_says_so_and_registers_nothing(plugin_
 def test_loaders_refuse_a_plugin_library_of_another_tensorrt_major(plugin_build):
     library = plugin_build / "libirexport_plugins.so"
     major = plugin_tensorrt_major(library)
-    check_plugin_major(library, f"{major}.1.0")
-    with pytest.raises(IrexportError, match=f"built against TensorRT {major} headers, this is TensorRT {major - 1}.8.0"):
-        check_plugin_major(library, f"{major - 1}.8.0")
+    check_plugin_major(library, TARGETS["tensorrt"], f"{major}.1.0")
+    with pytest.raises(IrexportError, match=f"built against TensorRT {major} headers, TensorRT {major - 1}.8.0 takes "
+                                            f"plugins built with TensorRT {major - 1}'s"):
+        check_plugin_major(library, TARGETS["tensorrt"], f"{major - 1}.8.0")
     with pytest.raises(IrexportError, match="not an irexport plugin library"):
-        check_plugin_major(plugin_build / "libirexport_host.so", f"{major}.1.0")
+        check_plugin_major(plugin_build / "libirexport_host.so", TARGETS["tensorrt"], f"{major}.1.0")
+
+
+def test_tensorrt_rtx_takes_the_plugins_of_the_tensorrt_headers_it_matches(plugin_build):
+    """TensorRT-RTX numbers its releases apart: 1.x takes TensorRT 11's plugin interfaces, knowingly (a table),
+    and an RTX major irexport does not know is refused rather than guessed."""
+    library = plugin_build / "libirexport_plugins.so"
+    rtx = TARGETS["tensorrt-rtx"]
+    if plugin_tensorrt_major(library) == RTX_PLUGIN_HEADERS[1]:
+        check_plugin_major(library, rtx, "1.7.1.116")
+    else:
+        with pytest.raises(IrexportError, match=f"TensorRT-RTX 1.7.1.116 takes plugins built with TensorRT "
+                                                f"{RTX_PLUGIN_HEADERS[1]}'s"):
+            check_plugin_major(library, rtx, "1.7.1.116")
+    with pytest.raises(IrexportError, match="does not know which TensorRT headers its plugin interfaces match"):
+        check_plugin_major(library, rtx, "2.0.0")
 
 
 def test_plugins_check_command(plugin_build, exported, cli):

@@ -1,49 +1,35 @@
 """A real TensorRT parser and builder on every CI run: TensorRT-RTX (``pip install tensorrt-rtx-cu13``) parses
 ONNX with TensorRT's own parser and builds engines on a CPU (its kernels are compiled just in time on an RTX
-GPU). Every family's masked export, float32 and float16, builds without the plugin library, every routing
-node inlined from its function body, with irexport's two optimization profiles (prefill, decode).
+GPU). Through ``irexport build --target tensorrt-rtx``, every family x strategy, float32 and float16, builds with
+irexport's plugin library (every routing node a plugin layer), and every masked export without it (every
+routing node inlined); a compact export without it is refused in one line.
 
-Each build runs in a child process, where Polygraphy is told to use TensorRT-RTX before it imports it.
+Each build is an ``irexport`` child process, as users run it: Polygraphy picks its TensorRT once per process.
+Running the engines needs an RTX GPU; here nothing runs them.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
+import onnx
 import pytest
 
 from conftest import PROFILE
+from irexport.engine.build import REPORT
+from irexport.ops.spec import DOMAIN
 
 pytestmark = pytest.mark.tensorrt_rtx
 
-BUILD = """
-import json, sys
-import tensorrt_rtx as trt
-from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, Profile
-from irexport.engine.profiles import input_shapes
-from irexport.engine.recipe import parse_recipe
-from irexport.export.manifest import PHASES, load_manifest
-
-export, recipe = sys.argv[1], parse_recipe(json.loads(sys.argv[2]), "test.yaml")
-manifest = load_manifest(export)
-builder, network, parser = NetworkFromOnnxPath(f"{export}/model.onnx", strongly_typed=True)()
-layers = [network.get_layer(i) for i in range(network.num_layers)]
-profiles = []
-for phase in PHASES:
-    profile = Profile()
-    for name, (lo, opt, hi) in input_shapes(manifest, recipe, phase).items():
-        profile.add(name, min=lo, opt=opt, max=hi)
-    profiles.append(profile)
-engine = EngineBytesFromNetwork((builder, network, parser), CreateConfig(profiles=profiles))()
-print(json.dumps({"layers": len(layers), "plugin_layers": sum(l.type == trt.LayerType.PLUGIN_V3 for l in layers),
-                  "engine_bytes": engine.nbytes}))
-"""
+FAMILIES = ("informed", "skipgpt", "router_tuning", "mod")
 
 
-def _tensorrt_rtx():
+@pytest.fixture(scope="module")
+def rtx():
     try:
         import tensorrt_rtx
     except Exception as e:  # noqa: BLE001 - ImportError, or a library that fails to load
@@ -51,14 +37,175 @@ def _tensorrt_rtx():
     return tensorrt_rtx
 
 
+@pytest.fixture(scope="module")
+def recipes(tmp_path_factory):
+    """{dtype: recipe path}: the CI profile, no timing cache (TensorRT-RTX's build times no tactics)."""
+    root = tmp_path_factory.mktemp("rtx-recipes")
+    paths = {}
+    for dtype, precision in (("float32", "fp32"), ("float16", "fp16")):
+        paths[dtype] = root / f"rtx-{precision}.yaml"
+        paths[dtype].write_text(json.dumps({"precision": precision, "profile": PROFILE, "target": "tensorrt-rtx"}))
+    return paths
+
+
+def irexport(*argv):
+    """``irexport ARGV`` in a child process: (exit code, stdout, stderr)."""
+    child = subprocess.run([sys.executable, "-m", "irexport.cli.main", *map(str, argv)], capture_output=True, text=True)
+    return child.returncode, child.stdout, child.stderr
+
+
+def routing_ops(export) -> dict:
+    model = onnx.load(str(export / "model.onnx"), load_external_data=False)
+    nodes = [n.op_type for n in model.graph.node if n.domain == DOMAIN]
+    return {op: nodes.count(op) for op in sorted(set(nodes))}
+
+
+def built(out, stdout, stderr) -> dict:
+    assert "Traceback" not in stderr, stderr[-3000:]
+    # the parser names every node apart: no inlined copy repeats another's node names
+    assert "already exists" not in stdout + stderr, (stdout + stderr)[-3000:]
+    return json.loads((out / REPORT).read_text())
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
-@pytest.mark.parametrize("name", ["informed", "skipgpt", "router_tuning", "mod"])
-def test_masked_exports_build_without_plugins(name, dtype, exported):
-    _tensorrt_rtx()
-    out, _ = exported(name, "masked", dtype)
-    spec = {"precision": {"float32": "fp32", "float16": "fp16"}[dtype], "profile": PROFILE}
-    child = subprocess.run([sys.executable, "-c", BUILD, str(out), json.dumps(spec)], capture_output=True, text=True,
-                           env={**os.environ, "POLYGRAPHY_USE_TENSORRT_RTX": "1"})
-    assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-3000:]
-    built = json.loads(child.stdout.strip().splitlines()[-1])
-    assert built["plugin_layers"] == 0 and built["layers"] > 0 and built["engine_bytes"] > 0, built
+@pytest.mark.parametrize("strategy", ["compact", "masked"])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_export_builds_with_the_plugin_library(name, strategy, dtype, exported, plugin_build, recipes, rtx,
+                                                     tmp_path):
+    export, _ = exported(name, strategy, dtype)
+    out = tmp_path / "engine"
+    code, stdout, stderr = irexport("build", export, "--recipe", recipes[dtype], "-o", out,
+                                    "--plugins", plugin_build / "libirexport_plugins.so")
+    assert code == 0, stdout[-3000:] + stderr[-3000:]
+    report = built(out, stdout, stderr)
+    assert report["target"] == "tensorrt-rtx" and report["tensorrt_version"] == rtx.__version__
+    engine = report["engine"]
+    ops = routing_ops(export)
+    assert engine["routing"]["plugins"] == ops and engine["routing"]["inlined"] == {}
+    assert engine["plugin_layers"] == sum(ops.values()) and engine["bytes"] > 0
+    # compact's index ops declare size tensors: their shapes depend on the data, masked's never do
+    assert engine["data_dependent_shapes"] == (strategy == "compact")
+    assert report["compute_capabilities"] is None  # TensorRT-RTX's default set of RTX GPUs
+    assert "TensorRT-RTX" in stderr and "timing cache" not in stderr  # the progress line names the target
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_masked_exports_build_without_plugins(name, dtype, exported, recipes, rtx, tmp_path):
+    export, _ = exported(name, "masked", dtype)
+    out = tmp_path / "engine"
+    code, stdout, stderr = irexport("build", export, "--recipe", recipes[dtype], "-o", out, "--no-plugins")
+    assert code == 0, stdout[-3000:] + stderr[-3000:]
+    engine = built(out, stdout, stderr)["engine"]
+    assert engine["routing"]["inlined"] == routing_ops(export) and engine["routing"]["plugins"] == {}
+    assert engine["plugin_layers"] == 0 and not engine["data_dependent_shapes"]
+
+
+def test_compact_without_plugins_is_refused(exported, recipes, rtx, tmp_path):
+    """Its parser would import the bodies' NonZero as a NonZero plugin, which TensorRT-RTX does not ship."""
+    export, _ = exported("informed", "compact")
+    code, stdout, stderr = irexport("build", export, "--recipe", recipes["float32"], "-o", tmp_path / "engine",
+                                    "--no-plugins")
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1, stderr
+    assert "only with irexport's plugin library" in stderr and "--strategy masked" in stderr
+    assert not (tmp_path / "engine").exists()
+
+
+def test_a_plugin_error_reaches_the_user_through_tensorrt_rtx(exported, plugin_build, recipes, rtx, tmp_path):
+    """The library's creator checks its field and logs through TensorRT-RTX's own logger (the ILoggerFinder it
+    was handed), and the build ends in one line, exit 2: the interfaces match, not by accident."""
+    export = tmp_path / "export"
+    shutil.copytree(exported("mod", "compact")[0], export)
+    model = onnx.load(str(export / "model.onnx"), load_external_data=False)
+    topk = next(n for n in model.graph.node if n.op_type == "RouteTopK")
+    next(a for a in topk.attribute if a.name == "capacity").f = 2.0
+    onnx.save(model, str(export / "model.onnx"))
+    code, stdout, stderr = irexport("build", export, "--recipe", recipes["float32"], "-o", tmp_path / "engine",
+                                    "--plugins", plugin_build / "libirexport_plugins.so", "--no-verify")
+    assert code == 2 and "Traceback" not in stderr, stderr[-3000:]
+    assert "field 'capacity' = 2.000000 is out of range" in stdout + stderr
+    assert stderr.strip().splitlines()[-1].startswith("irexport: error:") and "could not build" in stderr
+    assert not (tmp_path / "engine").exists()
+
+
+def test_the_parser_finds_tensorrt_rtx_by_the_name_it_asks_for(exported, plugin_build, recipes, rtx, tmp_path):
+    """The wheel ships libtensorrt_rtx.so.1 only; the parser dlopens libtensorrt_rtx.so to import a plugin and
+    aborts the process when that fails. irexport links the name once (here: after a broken link)."""
+    from irexport.engine.targets import _rtx_library_dir
+
+    link = _rtx_library_dir() / "libtensorrt_rtx.so"
+    if link.exists() and not link.is_symlink():
+        pytest.skip(f"{link} is a file here (not the wheel's layout): nothing for irexport to link")
+    link.unlink(missing_ok=True)
+    link.symlink_to("libtensorrt_rtx.so.0-missing")  # dangling: the parser's dlopen would fail
+    export, _ = exported("router_tuning", "masked")
+    code, stdout, stderr = irexport("build", export, "--recipe", recipes["float32"], "-o", tmp_path / "engine",
+                                    "--plugins", plugin_build / "libirexport_plugins.so")
+    assert code == 0, stdout[-3000:] + stderr[-3000:]
+    assert f"linked {link} -> libtensorrt_rtx.so.1" in stderr
+    assert link.resolve().name == "libtensorrt_rtx.so.1"
+
+
+def test_an_unwritable_install_is_one_line_saying_what_to_run(monkeypatch, tmp_path):
+    """Where the link cannot be made (a read-only install), the user gets the command, never the parser's abort."""
+    import irexport.engine.targets as targets
+
+    (tmp_path / "libtensorrt_rtx.so.1").write_bytes(b"")
+    monkeypatch.setattr(targets, "_rtx_library_dir", lambda: tmp_path)
+
+    def refuse(*_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(targets.os, "replace", refuse)
+    with pytest.raises(targets.IrexportError, match=rf"run once: ln -s libtensorrt_rtx.so.1 {tmp_path}/libtensorrt_rtx.so"):
+        targets.let_rtx_parser_load_plugins()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["libtensorrt_rtx.so.1"]  # nothing half-made left behind
+
+
+@pytest.fixture(scope="module")
+def rtx_engine(exported, plugin_build, recipes, rtx, tmp_path_factory):
+    """A TensorRT-RTX engine of the informed compact export, with the plugin library."""
+    export, _ = exported("informed", "compact")
+    out = tmp_path_factory.mktemp("rtx-engine") / "engine"
+    code, stdout, stderr = irexport("build", export, "--recipe", recipes["float32"], "-o", out,
+                                    "--plugins", plugin_build / "libirexport_plugins.so")
+    assert code == 0, stdout[-3000:] + stderr[-3000:]
+    return export, out
+
+
+def rtx_gpu() -> str | None:
+    """The name of an RTX-class GPU torch sees (TensorRT-RTX's targets: compute capability 7.5 to 12.x, not the
+    data-centre 9.0 / 10.0), else None."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability()
+    return torch.cuda.get_device_name() if f"{major}.{minor}" in ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1") else None
+
+
+def test_rtx_engines_are_checked_then_need_a_gpu(rtx_engine, tmp_path):
+    """Here (no GPU) the runtimes check the engine against its record, then stop in one line, exit 2."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the engine runs instead (test_rtx_engines_run_on_an_rtx_gpu)")
+    export, engine = rtx_engine
+    ids = tmp_path / "ids.npy"
+    np.save(ids, np.array([[1, 2, 3]], np.int64))
+    for argv in (("generate", export, "--engine", engine, "--input-ids", ids),
+                 ("parity", export, "--backends", "onnxrt,trt", "--engine", engine, "--new-tokens", "1")):
+        code, _, stderr = irexport(*argv)
+        assert code == 2 and "Traceback" not in stderr, stderr[-3000:]
+        assert stderr.strip().splitlines()[-1] == ("irexport: error: TensorRT-RTX engines run on a CUDA GPU, and "
+                                                   "torch sees none (a CUDA build of torch is needed)")
+
+
+@pytest.mark.gpu
+def test_rtx_engines_run_on_an_rtx_gpu(rtx_engine):
+    """An RTX GPU compiles the engine's kernels when it loads it; parity against the reference then holds."""
+    if rtx_gpu() is None:
+        pytest.skip("needs an RTX GPU (TensorRT-RTX's targets: compute capability 7.5, 8.x, 12.x), none here")
+    export, engine = rtx_engine
+    code, stdout, stderr = irexport("parity", export, "--backends", "torch,onnxrt,trt", "--engine", engine)
+    assert code == 0, stdout[-3000:] + stderr[-3000:]

@@ -33,12 +33,13 @@ def _parsed(*argv) -> argparse.Namespace:
 
 
 def main(args) -> int:
-    from ..engine.loading import require_tensorrt
+    from ..engine.targets import require_target
+    from ..runtime import require_gpu
     from . import build, export, init, inspect, parity, run
 
     steps = 7 if args.tensorrt else 5
     if args.tensorrt:
-        require_tensorrt()  # fail now, not after the export
+        require_gpu(require_target()[0])  # fail now, not after the export: the demo runs the engine it builds
     model_dir, ref_dir, onnx_dir = args.dir / "model", args.dir / "reference", args.dir / "onnx"
     plugins = ["--plugins", args.plugins] if args.plugins else []
     log(f"step 1/{steps}: init {model_dir}")

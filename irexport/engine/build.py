@@ -1,11 +1,16 @@
-"""Build the TensorRT engine of an export from a recipe, through Polygraphy's loaders.
+"""Build the TensorRT or TensorRT-RTX engine of an export from a recipe, through Polygraphy's loaders.
 
 One engine serves both phases, so the GPU holds one copy of the weights: optimization profile 0 is
 prefill (an empty cache), profile 1 decode (one new token per sequence), as ``profiles`` derives them.
 Writes ``model.engine``, ``build_settings.json`` (the exact settings, enough to rebuild) and
-``build_report.json`` (what was built: TensorRT version, plugin library hash, layer count, which
-routing nodes became plugins and which TensorRT inlined from their function bodies, and the engine's
-size, hash and each profile's input ranges, which the runtimes check before loading).
+``build_report.json`` (what was built: target and version, plugin library hash, layer count, which
+routing nodes became plugins and which were inlined from their function bodies, whether shapes depend on
+data, and the engine's size, hash and each profile's input ranges, which the runtimes check before loading).
+
+Without the plugin library the parser is handed the graph with the routing functions inlined by ONNX's own
+inliner (``model.onnx`` itself is unchanged): TensorRT's parser inlines a function by replaying its body
+under the body's own node names, so every call site of an op would repeat them ("A node named n0 already
+exists"); ONNX's inliner names each copy apart.
 """
 
 from __future__ import annotations
@@ -18,23 +23,48 @@ from .. import __version__
 from ..atomic import atomic_dir
 from ..errors import IrexportError
 from ..export.manifest import PHASES, load_manifest
-from ..ops.spec import DOMAIN
 from ..filehash import sha256
-from .loading import load_plugin_library, require_tensorrt, unload_plugin_libraries, version_tuple
+from ..ops.spec import DOMAIN
+from ..ops.spec import OPS
+from .loading import load_plugin_library, unload_plugin_libraries, version_tuple
 from .profiles import check_precision, input_shapes
 from .recipe import Recipe
+from .targets import Target, require_target
 
 ENGINE_FILE = "model.engine"
 REPORT = "build_report.json"
 SETTINGS = "build_settings.json"
 
 
-def routing_nodes(onnx_path: Path) -> list[dict]:
-    """The custom-domain nodes of a graph (name and op), read without the weights."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
+def routing_nodes(model) -> list[dict]:
+    """The custom-domain nodes of a graph (name and op)."""
     return [{"name": n.name, "op": n.op_type} for n in model.graph.node if n.domain == DOMAIN]
+
+
+def graph_to_parse(model, plugin_library):
+    """The ModelProto the parser is handed: the export's, or without plugins its local functions inlined by
+    ONNX's inliner, each copy's nodes and values named apart."""
+    import onnx.inliner
+
+    return model if plugin_library is not None else onnx.inliner.inline_local_functions(model)
+
+
+def has_data_dependent_shapes(model) -> bool:
+    """Whether some tensor's shape depends on the data: a routing op that declares a size tensor (compact's
+    RouteIndex, RouteSeqIndex), or a NonZero (their inlined bodies)."""
+    return any((n.domain == DOMAIN and OPS[n.op_type].data_dependent_shape) or (n.domain in ("", "ai.onnx") and
+                                                                               n.op_type == "NonZero")
+               for n in model.graph.node)
+
+
+def check_rtx_can_build(model, target: Target, plugin_library) -> None:
+    """TensorRT-RTX's parser imports every ONNX NonZero as a "NonZero" plugin (IPluginCreatorV3One, version 1),
+    which TensorRT-RTX does not ship, where TensorRT builds an INonZeroLayer: compact routing there needs
+    irexport's plugins, which replace the routing nodes (and the NonZero of their bodies) whole."""
+    if target.is_rtx and plugin_library is None and any(n.op_type == "NonZero" for n in model.graph.node):
+        raise IrexportError("TensorRT-RTX builds compact exports only with irexport's plugin library: without it the "
+                            "routing bodies' NonZero becomes a NonZero plugin that TensorRT-RTX does not ship; drop "
+                            "--no-plugins, or export with --strategy masked")
 
 
 def classify_routing_nodes(nodes: list[dict], plugin_layers: list[str]) -> dict:
@@ -56,10 +86,11 @@ def classify_routing_nodes(nodes: list[dict], plugin_layers: list[str]) -> dict:
             "plugin_nodes": [n["name"] for n in as_plugin], "inlined_nodes": [n["name"] for n in inlined]}
 
 
-def report_header(tensorrt_version: str, recipe: Recipe, export_dir: Path, manifest: dict, plugin_library) -> dict:
-    """What runtimes check before loading: TensorRT version, source export, plugin library."""
+def report_header(tensorrt_version: str, recipe: Recipe, export_dir: Path, manifest: dict, plugin_library,
+                  target: str = "tensorrt") -> dict:
+    """What runtimes check before loading: target and its version, source export, plugin library."""
     return {
-        "irexport_version": __version__, "tensorrt_version": tensorrt_version, "recipe": recipe.name,
+        "irexport_version": __version__, "target": target, "tensorrt_version": tensorrt_version, "recipe": recipe.name,
         "export": {"path": str(export_dir.resolve()), "source_sha256": manifest["source"]["sha256"],
                    "dtype": manifest["dtype"], "strategy": manifest["strategy"]},
         "version_compatible": recipe.version_compatible,
@@ -83,48 +114,68 @@ def engine_record(path: Path, onnx_path: Path, manifest: dict, shapes: dict) -> 
                          for phase in PHASES}}
 
 
-MIN_BUILDER = (10, 8)
+# TensorRT: its ONNX parser prefers a registered plugin over a model-local function from 10.7 on, and 10.8 fixed
+# the import of functions whose input names (x, index, ... as in our bodies) alias a tensor of the graph.
+# TensorRT-RTX: 1.7 is the oldest release irexport was verified with (parse and build, with and without plugins).
+MIN_BUILDER = {"tensorrt": (10, 8), "tensorrt-rtx": (1, 7)}
 
 
-def check_builder_version(version: str) -> None:
-    """The exports need TensorRT >= 10.8 to build: its ONNX parser prefers a registered plugin over a
-    model-local function from 10.7 on, and 10.8 fixed the import of functions whose input names (x,
-    index, ... as in our bodies) alias a tensor of the graph."""
-    if version_tuple(version)[:2] < MIN_BUILDER:
-        raise IrexportError(f"TensorRT {version} is too old to build irexport exports: TensorRT >= "
-                            f"{'.'.join(map(str, MIN_BUILDER))} is needed (plugin lookup for routing nodes, local "
-                            "function import); upgrade, or use the irexport docker image (docker/README.md)")
+def check_builder_version(target: Target, version: str) -> None:
+    oldest = MIN_BUILDER[target.name]
+    if version_tuple(version)[:2] < oldest:
+        raise IrexportError(f"{target.title} {version} is too old to build irexport exports: {target.title} >= "
+                            f"{'.'.join(map(str, oldest))} is needed (plugin lookup for routing nodes, local function "
+                            f"import); upgrade ({target.install})")
 
 
 def build_engine(export_dir, recipe: Recipe, out_dir, plugin_library: Path | None, timing_cache: Path | None,
-                  overwrite: bool = False, log=print, manifest=None) -> dict:
-    """``manifest``: the export's, when the caller has loaded it (and checked its weights) already."""
+                 overwrite: bool = False, log=print, manifest=None, target: str | None = None) -> dict:
+    """``manifest``: the export's, when the caller has loaded it (and checked its weights) already. ``target``:
+    tensorrt or tensorrt-rtx (default: the recipe's, else the one installed)."""
+    import onnx
+
     export_dir = Path(export_dir)
     manifest = manifest or load_manifest(export_dir)
     check_precision(manifest, recipe, f"recipe {recipe.name}")
     if recipe.serialize_plugins and plugin_library is None:
         raise IrexportError(f"recipe {recipe.name}: serialize_plugins needs the plugin library (drop --no-plugins)")
-    trt = require_tensorrt()
-    check_builder_version(trt.__version__)
+    target, trt = require_target(target or recipe.target)
+    check_builder_version(target, trt.__version__)
+    if recipe.compute_capabilities and not target.is_rtx:
+        raise IrexportError(f"recipe {recipe.name}: compute_capabilities is a TensorRT-RTX setting, and this build "
+                            "targets TensorRT (--target tensorrt-rtx)")
+    onnx_path = export_dir / manifest["graph"]["file"]
+    exported = onnx.load(str(onnx_path), load_external_data=False)  # the parser reads the weights from the file's dir
+    graph = graph_to_parse(exported, plugin_library)
+    check_rtx_can_build(graph, target, plugin_library)
     if plugin_library is not None:
-        load_plugin_library(trt, plugin_library)  # before parsing: the parser looks plugins up by name and namespace
+        load_plugin_library(target, trt, plugin_library)  # before parsing: the parser looks plugins up by name
     else:
         unload_plugin_libraries(trt)  # --no-plugins: the function bodies must be inlined
+    if target.is_rtx and timing_cache is not None:
+        log(f"  timing cache {timing_cache.name}: not used (TensorRT-RTX's ahead-of-time build times no tactics)")
+        timing_cache = None
 
-    report = report_header(trt.__version__, recipe, export_dir, manifest, plugin_library)
-    settings = {"recipe": recipe.to_json(), "export": str(export_dir.resolve()), "profiles": {}, "tf32": False,
-                "timing_cache": str(timing_cache) if timing_cache else None,
+    report = report_header(trt.__version__, recipe, export_dir, manifest, plugin_library, target.name)
+    if target.is_rtx:
+        report["compute_capabilities"] = list(recipe.compute_capabilities) if recipe.compute_capabilities else None
+    settings = {"target": target.name, "recipe": recipe.to_json(), "export": str(export_dir.resolve()), "profiles": {},
+                "tf32": False, "timing_cache": str(timing_cache) if timing_cache else None,
                 "plugin_library": str(plugin_library) if plugin_library else None}
     with atomic_dir(out_dir, overwrite=overwrite, inputs=[export_dir]) as tmp:
-        onnx_path = export_dir / manifest["graph"]["file"]
         shapes = {phase: input_shapes(manifest, recipe, phase) for phase in PHASES}
-        log(f"building the engine from {onnx_path.name} ({recipe.precision}, optimization level "
-            f"{recipe.builder_optimization_level}; profiles: {', '.join(PHASES)})")
+        gpus = ""
+        if target.is_rtx:
+            gpus = f", RTX compute capabilities {', '.join(recipe.compute_capabilities or ['TensorRT-RTX default'])}"
+        log(f"building the {target.title} {trt.__version__} engine from {onnx_path.name} ({recipe.precision}, "
+            f"optimization level {recipe.builder_optimization_level}{gpus}; profiles: {', '.join(PHASES)}; "
+            f"{'plugins ' + plugin_library.name if plugin_library else 'no plugins: routing bodies inlined'})")
         start = time.monotonic()
         path = tmp / ENGINE_FILE
-        network_info = _build_one(trt, onnx_path, path, shapes, recipe, plugin_library, timing_cache, log)
-        routing = classify_routing_nodes(routing_nodes(onnx_path), network_info.pop("plugin_layer_names"))
+        network_info = _build_one(target, trt, onnx_path, graph, path, shapes, recipe, plugin_library, timing_cache, log)
+        routing = classify_routing_nodes(routing_nodes(exported), network_info.pop("plugin_layer_names"))
         record = {**engine_record(path, onnx_path, manifest, shapes), **network_info, "routing": routing,
+                  "data_dependent_shapes": has_data_dependent_shapes(graph),
                   "build_seconds": round(time.monotonic() - start, 1)}
         report["engine"] = record
         settings["profiles"] = {phase: profile["inputs"] for phase, profile in record["profiles"].items()}
@@ -137,17 +188,31 @@ def build_engine(export_dir, recipe: Recipe, out_dir, plugin_library: Path | Non
     return report
 
 
-def _build_one(trt, onnx_path: Path, engine_path: Path, shapes: dict, recipe: Recipe, plugin_library, timing_cache, log):
-    """Parse and build the graph with one optimization profile per phase (``shapes``: {phase: {input:
+def _parse(trt, onnx_path: Path, graph):
+    """Builder, network and parser, with ``graph`` parsed; external weights are read beside ``onnx_path``."""
+    from polygraphy.backend.trt import create_network
+    from polygraphy.backend.trt import util as trt_util
+
+    # strongly typed: the engine computes in the export's types (TensorRT 11 ignores the flag: always so)
+    builder, network = create_network(strongly_typed=True)
+    trt.init_libnvinfer_plugins(trt_util.get_trt_logger(), "")
+    parser = trt.OnnxParser(network, trt_util.get_trt_logger())
+    parsed = parser.parse(graph.SerializeToString(), str(onnx_path))
+    trt_util.check_onnx_parser_errors(parser, parsed)
+    return builder, network, parser
+
+
+def _build_one(target: Target, trt, onnx_path: Path, graph, engine_path: Path, shapes: dict, recipe: Recipe,
+               plugin_library, timing_cache, log):
+    """Parse ``graph`` and build it with one optimization profile per phase (``shapes``: {phase: {input:
     (min, opt, max)}}, in PHASES order), write the engine; returns what the report says about the network."""
-    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, PostprocessConfig
+    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, PostprocessConfig
     from polygraphy.exception import PolygraphyException
     from polygraphy.logger import G_LOGGER
 
     G_LOGGER.module_severity = G_LOGGER.WARNING  # Polygraphy's info lines go to stdout, which is ours
     try:
-        # strongly typed: the engine computes in the export's types (TensorRT 11 ignores the flag: always so)
-        builder, network, parser = NetworkFromOnnxPath(str(onnx_path), strongly_typed=True)()
+        builder, network, parser = _parse(trt, onnx_path, graph)
         plugin_types = {getattr(trt.LayerType, t) for t in ("PLUGIN_V3", "PLUGIN_V2") if hasattr(trt.LayerType, t)}
         layers = [network.get_layer(i) for i in range(network.num_layers)]
         info = {"network_layers": len(layers), "plugin_layers": sum(layer.type in plugin_types for layer in layers),
@@ -159,24 +224,32 @@ def _build_one(trt, onnx_path: Path, engine_path: Path, shapes: dict, recipe: Re
             for name, (lo, opt, hi) in shapes[phase].items():
                 profile.add(name, min=lo, opt=opt, max=hi)
             profiles.append(profile)
-        config = CreateConfig(
+        options = dict(
             profiles=profiles,
-            tf32=False,  # float32 engines compute in float32, as parity's float32 tolerances assume
             builder_optimization_level=recipe.builder_optimization_level,
             load_timing_cache=str(timing_cache) if timing_cache else None,
             version_compatible=recipe.version_compatible or None,
             memory_pool_limits={trt.MemoryPoolType.WORKSPACE: recipe.workspace_mib << 20} if recipe.workspace_mib else None,
             progress_monitor=_progress_monitor(trt, log),
         )
-        if recipe.serialize_plugins:
-            def serialize(_builder, _network, cfg):
+        if target.is_rtx:
+            from polygraphy.backend.tensorrt_rtx import CreateConfigRTX
+
+            config = CreateConfigRTX(compute_capabilities=[tuple(map(int, c.split("."))) for c in
+                                                           recipe.compute_capabilities or ()] or None, **options)
+        else:
+            config = CreateConfig(tf32=False, **options)
+
+        def finish(_builder, _network, cfg):
+            cfg.clear_flag(trt.BuilderFlag.TF32)  # float32 engines compute in float32, as parity's tolerances assume
+            if recipe.serialize_plugins:
                 cfg.plugins_to_serialize = [str(plugin_library)]
-            config = PostprocessConfig(config, serialize)
+        config = PostprocessConfig(config, finish)
         engine = EngineBytesFromNetwork((builder, network, parser), config,
                                         save_timing_cache=str(timing_cache) if timing_cache else None)()
     except PolygraphyException as e:  # parse or build failures: TensorRT's own messages were logged above
         first = (str(e).strip().splitlines() or ["failed"])[0]
-        raise IrexportError(f"{onnx_path}: TensorRT could not build the engine: {first}") from None
+        raise IrexportError(f"{onnx_path}: {target.title} could not build the engine: {first}") from None
     with open(engine_path, "wb") as f:
         f.write(engine)  # IHostMemory supports the buffer protocol: no second copy of a multi-GB plan
     return info

@@ -1,4 +1,4 @@
-"""Finding TensorRT and irexport's plugin library, with one-line errors for what is missing."""
+"""Finding irexport's plugin library and loading it into a TensorRT target, with one-line errors."""
 
 from __future__ import annotations
 
@@ -6,31 +6,10 @@ import os
 from pathlib import Path
 
 from ..errors import IrexportError
+from .targets import Target, let_rtx_parser_load_plugins, plugin_headers_major
 
 PLUGIN_LIBRARY = "libirexport_plugins.so"
 REPO_BUILD = Path(__file__).resolve().parents[2] / "build" / "plugins" / PLUGIN_LIBRARY
-HOW_TO_GET = ("run in the irexport docker image (docker/README.md), or on a GPU host: "
-              "pip install --extra-index-url https://pypi.nvidia.com tensorrt-cu13")
-
-
-class TensorRTMissing(IrexportError):
-    pass
-
-
-def require_tensorrt(builder: bool = True):
-    """The tensorrt module (with its builder unless ``builder`` is False), or a one-line error saying how to get it.
-
-    pip's ``tensorrt`` can be a stub that failed to download its libraries, or bindings without
-    libnvinfer: any failure to import, or a module without a builder, counts as missing.
-    """
-    try:
-        import tensorrt as trt
-    except Exception as e:  # noqa: BLE001 - ImportError, OSError from a missing libnvinfer, stub errors
-        raise TensorRTMissing(f"TensorRT is not installed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e}); "
-                              f"{HOW_TO_GET}") from None
-    if builder and not hasattr(trt, "Builder"):
-        raise TensorRTMissing(f"the installed tensorrt package has no builder (a lean runtime only?); {HOW_TO_GET}")
-    return trt
 
 
 def find_plugin_library(path=None) -> Path:
@@ -46,8 +25,8 @@ def find_plugin_library(path=None) -> Path:
 _LOADED: dict[str, object] = {}  # resolved path -> TensorRT's handle: a library loads once per process
 
 
-def load_plugin_library(trt, path: Path) -> None:
-    """Register the library's creators with TensorRT's registry (getCreators, as trtexec --dynamicPlugins).
+def load_plugin_library(target: Target, trt, path: Path) -> None:
+    """Register the library's creators with the target's registry (getCreators, as trtexec --dynamicPlugins).
 
     TensorRT refuses to register the same creators twice, so each library is loaded once per process.
     """
@@ -57,10 +36,12 @@ def load_plugin_library(trt, path: Path) -> None:
     key = str(path.resolve())
     if key in _LOADED:
         return
-    check_plugin_major(Path(key), trt.__version__)
+    check_plugin_major(Path(key), target, trt.__version__)
+    if target.is_rtx:
+        let_rtx_parser_load_plugins()
     handle = trt.get_plugin_registry().load_library(key)
     if handle is None:
-        raise IrexportError(f"{path}: TensorRT could not load this plugin library (built for another TensorRT or CUDA, "
+        raise IrexportError(f"{path}: {target.title} could not load this plugin library (built for another TensorRT or CUDA, "
                             "or another copy of it is already loaded in this process)")
     _LOADED[key] = handle
 
@@ -84,12 +65,14 @@ def plugin_tensorrt_major(path: Path) -> int:
                             "rebuild it with `irexport plugins build`") from None
 
 
-def check_plugin_major(path: Path, tensorrt_version: str) -> None:
-    """A plugin library built for another TensorRT major is refused before TensorRT calls into it."""
-    built = plugin_tensorrt_major(path)
-    if (built,) != version_tuple(tensorrt_version)[:1]:
-        raise IrexportError(f"{path}: built against TensorRT {built} headers, this is TensorRT {tensorrt_version}; "
-                            "rebuild it with `irexport plugins build --tensorrt-root` pointing at this TensorRT")
+def check_plugin_major(path: Path, target: Target, version: str) -> None:
+    """A plugin library built with the headers of another TensorRT major than the target's plugin interfaces
+    is refused before the target calls into it."""
+    built, wanted = plugin_tensorrt_major(path), plugin_headers_major(target, version)
+    if built != wanted:
+        raise IrexportError(f"{path}: built against TensorRT {built} headers, {target.title} {version} takes plugins "
+                            f"built with TensorRT {wanted}'s; rebuild it with `irexport plugins build --tensorrt-root` "
+                            f"pointing at TensorRT {wanted}'s headers")
 
 
 def unload_plugin_libraries(trt) -> None:

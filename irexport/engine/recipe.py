@@ -1,7 +1,8 @@
 """Engine build recipes (``engines/recipes/*.yaml``): parsed and validated without TensorRT.
 
 A recipe names the precision, one range per dynamic axis (batch, prefill sequence, decode cache
-length), and the builder's settings. Unknown keys are errors: a typo must not silently fall back to
+length), the builder's settings, and optionally its target (TensorRT or TensorRT-RTX, ``targets``) and the
+RTX GPUs' compute capabilities to build for. Unknown keys are errors: a typo must not silently fall back to
 a default.
 """
 
@@ -11,11 +12,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import IrexportError, one_line
-from ..schema import Bool, Int, Obj, Opt, Str, validate
+from ..schema import Bool, Int, List, Obj, Opt, Str, validate
+from .targets import TARGETS
 
 PRECISIONS = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
               "bf16": "bfloat16", "bfloat16": "bfloat16"}
 AXES = ("batch", "sequence", "cache")
+# TensorRT-RTX's ComputeCapability values (SM75 ... SM121 in 1.7); a release without one refuses it at build time
+COMPUTE_CAPABILITIES = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")
 _RANGE = Obj({"min": Int(1, 1 << 31), "opt": Int(1, 1 << 31), "max": Int(1, 1 << 31)}, closed=True)
 SCHEMA = Obj({
     "name": Str(pattern=r"[A-Za-z0-9_][A-Za-z0-9_.-]*", what="a plain directory name"),
@@ -27,8 +31,10 @@ SCHEMA = Obj({
     "version_compatible": Bool(),
     "serialize_plugins": Bool(),
     "workspace_mib": Opt(Int(1, 1 << 30)),
+    "target": Opt(Str(choices=tuple(TARGETS))),
+    "compute_capabilities": Opt(List(Str(choices=COMPUTE_CAPABILITIES), min_len=1, max_len=len(COMPUTE_CAPABILITIES))),
 }, optional=("name", "description", "precision", "builder_optimization_level", "timing_cache", "version_compatible",
-             "serialize_plugins", "workspace_mib"), closed=True)
+             "serialize_plugins", "workspace_mib", "target", "compute_capabilities"), closed=True)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class Recipe:
     version_compatible: bool         # engines that newer TensorRT runtimes of the same major can load
     serialize_plugins: bool          # version-compatible only: the plugin library goes into the engine
     workspace_mib: int | None        # builder workspace limit (None: TensorRT's default, the device memory)
+    target: str | None = None        # tensorrt | tensorrt-rtx (None: --target, else the one installed)
+    compute_capabilities: tuple | None = None  # TensorRT-RTX: the RTX GPUs to build for ("8.6", ...; None: its default)
     description: str = ""
 
     def to_json(self) -> dict:
@@ -82,7 +90,16 @@ def parse_recipe(data, where: str, default_name: str = "engine") -> Recipe:
         raise IrexportError(f"{where}: a recipe is a mapping of settings")
     if isinstance(data.get("precision"), str):
         data = {**data, "precision": data["precision"].lower()}  # FP16 as well as fp16
+    if isinstance(data.get("compute_capabilities"), list):  # 8.6 as well as "8.6" (YAML reads 8.6 as a number)
+        data = {**data, "compute_capabilities": [f"{c:.1f}" if isinstance(c, float) and not isinstance(c, bool) else c
+                                                 for c in data["compute_capabilities"]]}
     data = validate(data, SCHEMA, where)
+    capabilities = data.get("compute_capabilities")
+    if capabilities is not None and data.get("target") == "tensorrt":
+        raise IrexportError(f"{where}: compute_capabilities is a TensorRT-RTX setting (TensorRT builds for the GPU it "
+                            "runs on); drop it or set target: tensorrt-rtx")
+    if capabilities is not None and len(set(capabilities)) != len(capabilities):
+        raise IrexportError(f"{where}: compute_capabilities names {capabilities} with a repeat")
     for axis, r in data["profile"].items():
         if not r["min"] <= r["opt"] <= r["max"]:
             raise IrexportError(f"{where}: profile.{axis} needs min <= opt <= max, got {r['min']}, {r['opt']}, {r['max']}")
@@ -99,5 +116,7 @@ def parse_recipe(data, where: str, default_name: str = "engine") -> Recipe:
         version_compatible=compatible,
         serialize_plugins=serialize,
         workspace_mib=data.get("workspace_mib"),
+        target=data.get("target"),
+        compute_capabilities=tuple(capabilities) if capabilities else None,
         description=data.get("description", ""),
     )

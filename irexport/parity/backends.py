@@ -74,13 +74,15 @@ class TrtBackend:
     name = TRT
 
     def __init__(self, engine_dir: Path, manifest: dict, plugins=None):
-        from ..engine.loading import load_plugin_library, require_tensorrt
+        from ..engine.loading import load_plugin_library
         from ..runtime import (
             check_built_from,
             check_engine_file,
             check_tensorrt_version,
             plugin_library_for,
             read_build_report,
+            require_gpu,
+            runtime_target,
         )
 
         self.engine_dir = Path(engine_dir)
@@ -88,10 +90,11 @@ class TrtBackend:
         check_built_from(self.report, manifest, self.engine_dir)
         self.path = check_engine_file(self.engine_dir, self.report)
         self.plugins = plugin_library_for(self.report, plugins, str(engine_dir))
-        trt = require_tensorrt(builder=False)
+        self.target, trt = runtime_target(self.report, str(engine_dir))
         check_tensorrt_version(self.report, trt.__version__, str(engine_dir))
+        require_gpu(self.target)
         if self.plugins is not None:
-            load_plugin_library(trt, self.plugins)
+            load_plugin_library(self.target, trt, self.plugins)
         self.engine = None
 
     def run(self, phase: str, feed: dict) -> dict:
@@ -116,7 +119,7 @@ class TrtBackend:
                 outputs = runner.infer(tensors, copy_outputs_to_host=True)
         except PolygraphyException as e:
             first = (str(e).strip().splitlines() or ["failed"])[0]
-            raise IrexportError(f"{self.path}: TensorRT failed ({phase}): {first}") from None
+            raise IrexportError(f"{self.path}: {self.target.title} failed ({phase}): {first}") from None
         return {n: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for n, t in outputs.items()}
 
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
