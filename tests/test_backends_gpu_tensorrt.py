@@ -17,10 +17,10 @@ RECIPES = Path(__file__).resolve().parents[1] / "engines" / "recipes"
 
 
 def tensorrt_or_skip():
-    from irexport.engine.loading import require_tensorrt
+    from irexport.engine.targets import require_target
 
     try:
-        trt = require_tensorrt()
+        _, trt = require_target("tensorrt")
     except IrexportError as e:
         pytest.skip(str(e))
     try:
@@ -56,7 +56,7 @@ def engines(exported, tmp_path_factory):
             recipe = RECIPES / {"float32": "demo.yaml", "float16": "demo-fp16.yaml", "bfloat16": "demo-bf16.yaml"}[dtype]
             dest = tmp_path_factory.mktemp("engines") / "-".join(map(str, key))
             flags = ["--plugins", str(plugins_or_skip())] if plugins else ["--no-plugins"]
-            assert main(["build", str(out), "--recipe", str(recipe), "-o", str(dest), *flags]) == 0
+            assert main(["build", str(out), "--recipe", str(recipe), "-o", str(dest), "--target", "tensorrt", *flags]) == 0
             built[key] = dest
         return built[key]
 

@@ -1,6 +1,6 @@
 """A real TensorRT parser and builder on every CI run: TensorRT-RTX (``pip install tensorrt-rtx-cu13``) parses
 ONNX with TensorRT's own parser and builds engines on a CPU (its kernels are compiled just in time on an RTX
-GPU). Through ``irexport build --target tensorrt-rtx``, every family x strategy, float32 and float16, builds with
+GPU). Through ``irexport build --target tensorrt-rtx``, every family x strategy x float32 / float16 / bfloat16 builds with
 irexport's plugin library (every routing node a plugin layer), and every masked export without it (every
 routing node inlined); a compact export without it is refused in one line.
 
@@ -42,7 +42,7 @@ def recipes(tmp_path_factory):
     """{dtype: recipe path}: the CI profile, no timing cache (TensorRT-RTX's build times no tactics)."""
     root = tmp_path_factory.mktemp("rtx-recipes")
     paths = {}
-    for dtype, precision in (("float32", "fp32"), ("float16", "fp16")):
+    for dtype, precision in (("float32", "fp32"), ("float16", "fp16"), ("bfloat16", "bf16")):
         paths[dtype] = root / f"rtx-{precision}.yaml"
         paths[dtype].write_text(json.dumps({"precision": precision, "profile": PROFILE, "target": "tensorrt-rtx"}))
     return paths
@@ -67,7 +67,7 @@ def built(out, stdout, stderr) -> dict:
     return json.loads((out / REPORT).read_text())
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("strategy", ["compact", "masked"])
 @pytest.mark.parametrize("name", FAMILIES)
 def test_every_export_builds_with_the_plugin_library(name, strategy, dtype, exported, plugin_build, recipes, rtx,
@@ -89,7 +89,7 @@ def test_every_export_builds_with_the_plugin_library(name, strategy, dtype, expo
     assert "TensorRT-RTX" in stderr and "timing cache" not in stderr  # the progress line names the target
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("name", FAMILIES)
 def test_masked_exports_build_without_plugins(name, dtype, exported, recipes, rtx, tmp_path):
     export, _ = exported(name, "masked", dtype)
@@ -109,6 +109,23 @@ def test_compact_without_plugins_is_refused(exported, recipes, rtx, tmp_path):
     assert code == 2 and stdout == "" and stderr.count("\n") == 1, stderr
     assert "only with irexport's plugin library" in stderr and "--strategy masked" in stderr
     assert not (tmp_path / "engine").exists()
+
+
+def test_recipe_settings_are_checked_against_the_target(exported, recipes, rtx, tmp_path):
+    export, _ = exported("informed", "masked")
+    recipe = json.loads(recipes["float32"].read_text())
+    for change, message in (({"version_compatible": True}, "version_compatible is a TensorRT setting"),
+                            ({"target": "tensorrt", "compute_capabilities": ["8.6"]}, "a TensorRT-RTX setting")):
+        path = tmp_path / "recipe.yaml"
+        path.write_text(json.dumps({**recipe, **change}))
+        code, stdout, stderr = irexport("build", export, "--recipe", path, "-o", tmp_path / "engine", "--no-plugins")
+        assert code == 2 and stderr.count("\n") == 1 and message in stderr, stderr
+        assert not (tmp_path / "engine").exists()
+    path.write_text(json.dumps({**recipe, "compute_capabilities": [8.6, "12.0"]}))
+    code, stdout, stderr = irexport("build", export, "--recipe", path, "-o", tmp_path / "engine", "--no-plugins")
+    assert code == 0, stderr[-3000:]
+    assert json.loads((tmp_path / "engine" / REPORT).read_text())["compute_capabilities"] == ["8.6", "12.0"]
+    assert "RTX compute capabilities 8.6, 12.0" in stderr
 
 
 def test_a_plugin_error_reaches_the_user_through_tensorrt_rtx(exported, plugin_build, recipes, rtx, tmp_path):

@@ -141,6 +141,10 @@ def build_engine(export_dir, recipe: Recipe, out_dir, plugin_library: Path | Non
         raise IrexportError(f"recipe {recipe.name}: serialize_plugins needs the plugin library (drop --no-plugins)")
     target, trt = require_target(target or recipe.target)
     check_builder_version(target, trt.__version__)
+    if recipe.version_compatible and target.is_rtx:
+        raise IrexportError(f"recipe {recipe.name}: version_compatible is a TensorRT setting: TensorRT-RTX "
+                            f"{trt.__version__} cannot build such engines (its builder asks for TensorRT's lean runtime, "
+                            "libnvinfer_lean, which it does not ship); drop it for --target tensorrt-rtx")
     if recipe.compute_capabilities and not target.is_rtx:
         raise IrexportError(f"recipe {recipe.name}: compute_capabilities is a TensorRT-RTX setting, and this build "
                             "targets TensorRT (--target tensorrt-rtx)")
