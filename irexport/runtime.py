@@ -49,7 +49,8 @@ REPORT_SCHEMA = Obj({
     "plugins": Opt(Obj({"path": Str(), "sha256": SHA256, "serialized": Bool()})),
     "engine": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256, "onnx_sha256": SHA256, "weights_sha256": Opt(SHA256),
                    "profiles": Obj({phase: _PROFILE for phase in PHASES}, closed=True)}),
-}, optional=("target",))  # records from before irexport knew two targets: TensorRT's
+    "compute_capabilities": Opt(List(Str(), max_len=16)),
+}, optional=("target", "compute_capabilities"))  # records from before irexport knew two targets: TensorRT's
 
 
 def read_build_report(engine_dir) -> dict:
@@ -104,6 +105,24 @@ def require_gpu(target) -> None:
     if not torch.cuda.is_available():
         raise IrexportError(f"{target.title} engines run on a CUDA GPU, and torch sees none (a CUDA build of torch "
                             "is needed)")
+
+
+def check_rtx_gpu(report: dict, trt, where: str) -> None:
+    """A TensorRT-RTX engine runs on the RTX GPUs it was built for (its recipe's compute capabilities, else
+    TensorRT-RTX's own set): say so before it is deserialized, not after."""
+    import torch
+
+    if report.get("target") != "tensorrt-rtx":
+        return
+    major, minor = torch.cuda.get_device_capability()
+    gpu, capability = torch.cuda.get_device_name(), f"{major}.{minor}"
+    built_for = report.get("compute_capabilities")
+    if built_for and capability not in built_for:
+        raise IrexportError(f"{where}: built for RTX GPUs of compute capability {', '.join(built_for)}; this {gpu} is "
+                            f"{capability} (rebuild with it in the recipe's compute_capabilities)")
+    if not hasattr(trt.ComputeCapability, f"SM{major}{minor}"):
+        raise IrexportError(f"{where}: TensorRT-RTX {trt.__version__} engines run on RTX GPUs, and this {gpu} (compute "
+                            f"capability {capability}) is not one of its targets; build for it with --target tensorrt")
 
 
 def check_tensorrt_version(report: dict, installed: str, where: str) -> None:
@@ -168,6 +187,7 @@ class Engine:
         target, trt = runtime_target(report, str(engine_dir))
         check_tensorrt_version(report, trt.__version__, str(path))
         require_gpu(target)
+        check_rtx_gpu(report, trt, str(engine_dir))
         if library is not None:
             load_plugin_library(target, trt, library)
         self.profiles = report["engine"]["profiles"]
@@ -180,12 +200,12 @@ class Engine:
         self._runtime.engine_host_code_allowed = bool(report["version_compatible"])
         self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
-            raise IrexportError(f"{path}: TensorRT could not deserialize the engine (see the messages above)")
+            raise IrexportError(f"{path}: {target.title} could not deserialize the engine (see the messages above)")
         if self.engine.num_optimization_profiles != len(PHASES):
             raise IrexportError(f"{path}: {self.engine.num_optimization_profiles} optimization profiles, irexport builds "
                                 f"{len(PHASES)} ({', '.join(PHASES)}); rebuild with irexport build")
         self._stream = torch.cuda.Stream()  # not the default stream, which TensorRT warns against (extra syncs)
-        self._trt = trt
+        self._trt, self.target = trt, target
         self._contexts = {}
         # the phases' contexts share one block of activation memory (the largest profile's): runs are one at a time
         self._activations = torch.empty(max(self.engine.device_memory_size_v2, 1), dtype=torch.uint8, device="cuda")
@@ -210,7 +230,7 @@ class Engine:
             except RuntimeError:
                 selected = False
             if not selected:
-                raise IrexportError(f"{self.where}: TensorRT could not create the {phase} context (see the messages above)")
+                raise IrexportError(f"{self.where}: {self.target.title} could not create the {phase} context (see the messages above)")
             context.set_device_memory(self._activations.data_ptr(), self.engine.device_memory_size_v2)
             self._contexts[phase] = context
         return self._contexts[phase]
@@ -236,7 +256,7 @@ class Engine:
             tensors[name] = t.to(device=device, dtype=self.input_dtype(phase, name)).contiguous()
             if not (context.set_input_shape(name, tuple(t.shape))
                     and context.set_tensor_address(name, self._address(tensors[name]))):
-                raise IrexportError(f"{where}: TensorRT refused input {name} of shape {list(t.shape)}")
+                raise IrexportError(f"{where}: {self.target.title} refused input {name} of shape {list(t.shape)}")
         outputs = {}
         for name in self.outputs:
             shape = tuple(context.get_tensor_shape(name))
@@ -248,7 +268,7 @@ class Engine:
         stream = self._stream
         stream.wait_stream(torch.cuda.current_stream())  # the inputs were copied on the current stream
         if not context.execute_async_v3(stream.cuda_stream):
-            raise IrexportError(f"{where}: TensorRT failed to run the engine (see the messages above)")
+            raise IrexportError(f"{where}: {self.target.title} failed to run the engine (see the messages above)")
         stream.synchronize()
         if as_numpy:
             return {n: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for n, t in outputs.items()}

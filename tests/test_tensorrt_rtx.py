@@ -114,18 +114,37 @@ def test_compact_without_plugins_is_refused(exported, recipes, rtx, tmp_path):
 def test_recipe_settings_are_checked_against_the_target(exported, recipes, rtx, tmp_path):
     export, _ = exported("informed", "masked")
     recipe = json.loads(recipes["float32"].read_text())
-    for change, message in (({"version_compatible": True}, "version_compatible is a TensorRT setting"),
-                            ({"target": "tensorrt", "compute_capabilities": ["8.6"]}, "a TensorRT-RTX setting")):
-        path = tmp_path / "recipe.yaml"
-        path.write_text(json.dumps({**recipe, **change}))
-        code, stdout, stderr = irexport("build", export, "--recipe", path, "-o", tmp_path / "engine", "--no-plugins")
+    path = tmp_path / "recipe.yaml"
+    untargeted = {k: v for k, v in recipe.items() if k != "target"}
+    for settings, argv, message in (
+            ({**recipe, "version_compatible": True}, (), "version_compatible is a TensorRT setting"),
+            ({**recipe, "target": "tensorrt", "compute_capabilities": ["8.6"]}, (), "TensorRT builds for the GPU it runs on"),
+            ({**untargeted, "compute_capabilities": ["8.6"]}, ("--target", "tensorrt"), "and this build targets TensorRT"),
+            ({**recipe, "compute_capabilities": ["7.5", "8.6"]}, (), "7.5 (Turing) takes float16 engines only")):
+        path.write_text(json.dumps(settings))
+        code, stdout, stderr = irexport("build", export, "--recipe", path, "-o", tmp_path / "engine", "--no-plugins",
+                                        *argv)
         assert code == 2 and stderr.count("\n") == 1 and message in stderr, stderr
         assert not (tmp_path / "engine").exists()
-    path.write_text(json.dumps({**recipe, "compute_capabilities": [8.6, "12.0"]}))
+    # compute capabilities name TensorRT-RTX's GPUs: a recipe with them and no target builds for it
+    path.write_text(json.dumps({**untargeted, "compute_capabilities": [8.6, "12.0"]}))
     code, stdout, stderr = irexport("build", export, "--recipe", path, "-o", tmp_path / "engine", "--no-plugins")
     assert code == 0, stderr[-3000:]
-    assert json.loads((tmp_path / "engine" / REPORT).read_text())["compute_capabilities"] == ["8.6", "12.0"]
+    report = json.loads((tmp_path / "engine" / REPORT).read_text())
+    assert report["target"] == "tensorrt-rtx" and report["compute_capabilities"] == ["8.6", "12.0"]
     assert "RTX compute capabilities 8.6, 12.0" in stderr
+
+
+def test_polygraphy_follows_the_target_after_its_other_modules_were_imported(rtx):
+    """Polygraphy's comparator imports its TensorRT datatype module, which binds a TensorRT module when imported;
+    pointing Polygraphy at TensorRT-RTX afterwards rebinds it (TrtRunner converts the engine's dtypes with it)."""
+    code = ("import polygraphy.comparator, tensorrt_rtx\n"
+            "from irexport.engine.targets import require_target\n"
+            "require_target('tensorrt-rtx')\n"
+            "from polygraphy.datatype import DataType\n"
+            "print(DataType.from_dtype(tensorrt_rtx.float32, source_module='tensorrt') == DataType.FLOAT32)\n")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert child.returncode == 0 and child.stdout.strip() == "True", child.stdout + child.stderr
 
 
 def test_a_plugin_error_reaches_the_user_through_tensorrt_rtx(exported, plugin_build, recipes, rtx, tmp_path):
@@ -148,16 +167,26 @@ def test_a_plugin_error_reaches_the_user_through_tensorrt_rtx(exported, plugin_b
 def test_the_parser_finds_tensorrt_rtx_by_the_name_it_asks_for(exported, plugin_build, recipes, rtx, tmp_path):
     """The wheel ships libtensorrt_rtx.so.1 only; the parser dlopens libtensorrt_rtx.so to import a plugin and
     aborts the process when that fails. irexport links the name once (here: after a broken link)."""
+    import os
+
     from irexport.engine.targets import _rtx_library_dir
 
-    link = _rtx_library_dir() / "libtensorrt_rtx.so"
+    libs = _rtx_library_dir()
+    if libs is None or not os.access(libs, os.W_OK):
+        pytest.skip(f"TensorRT-RTX's libraries are not the wheel's writable layout here ({libs})")
+    link = libs / "libtensorrt_rtx.so"
     if link.exists() and not link.is_symlink():
         pytest.skip(f"{link} is a file here (not the wheel's layout): nothing for irexport to link")
+    export, _ = exported("router_tuning", "masked")
     link.unlink(missing_ok=True)
     link.symlink_to("libtensorrt_rtx.so.0-missing")  # dangling: the parser's dlopen would fail
-    export, _ = exported("router_tuning", "masked")
-    code, stdout, stderr = irexport("build", export, "--recipe", recipes["float32"], "-o", tmp_path / "engine",
-                                    "--plugins", plugin_build / "libirexport_plugins.so")
+    try:
+        code, stdout, stderr = irexport("build", export, "--recipe", recipes["float32"], "-o", tmp_path / "engine",
+                                        "--plugins", plugin_build / "libirexport_plugins.so")
+    finally:
+        if not link.exists():  # never leave the install broken
+            link.unlink(missing_ok=True)
+            link.symlink_to("libtensorrt_rtx.so.1")
     assert code == 0, stdout[-3000:] + stderr[-3000:]
     assert f"linked {link} -> libtensorrt_rtx.so.1" in stderr
     assert link.resolve().name == "libtensorrt_rtx.so.1"
@@ -174,7 +203,7 @@ def test_an_unwritable_install_is_one_line_saying_what_to_run(monkeypatch, tmp_p
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(targets.os, "replace", refuse)
-    with pytest.raises(targets.IrexportError, match=rf"run once: ln -s libtensorrt_rtx.so.1 {tmp_path}/libtensorrt_rtx.so"):
+    with pytest.raises(targets.IrexportError, match=rf"run once: ln -sfn libtensorrt_rtx.so.1 {tmp_path}/libtensorrt_rtx.so"):
         targets.let_rtx_parser_load_plugins()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["libtensorrt_rtx.so.1"]  # nothing half-made left behind
 

@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from ..engine.build import build_engine
+    from ..engine.build import build_engine, target_name
     from ..engine.loading import find_plugin_library
     from ..engine.targets import require_target
     from ..engine.profiles import check_precision, input_shapes
@@ -50,7 +50,7 @@ def main(args) -> int:
     check_precision(manifest, recipe, str(args.recipe))
     for phase in PHASES:
         input_shapes(manifest, recipe, phase)  # every dynamic axis is covered: fail before TensorRT is asked
-    require_target(args.target or recipe.target)  # installed: fail before a plugin library is looked for
+    require_target(target_name(args.target, recipe))  # installed: fail before a plugin library is looked for
     plugins = None if args.no_plugins else find_plugin_library(args.plugins)
     timing_cache = args.timing_cache or (args.export_dir / recipe.timing_cache if recipe.timing_cache else None)
     out = args.output or args.export_dir / "engines" / recipe.name

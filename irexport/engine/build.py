@@ -29,7 +29,7 @@ from ..ops.spec import OPS
 from .loading import load_plugin_library, unload_plugin_libraries, version_tuple
 from .profiles import check_precision, input_shapes
 from .recipe import Recipe
-from .targets import Target, require_target
+from .targets import Target, let_rtx_parser_load_plugins, require_target
 
 ENGINE_FILE = "model.engine"
 REPORT = "build_report.json"
@@ -52,9 +52,8 @@ def graph_to_parse(model, plugin_library):
 def has_data_dependent_shapes(model) -> bool:
     """Whether some tensor's shape depends on the data: a routing op that declares a size tensor (compact's
     RouteIndex, RouteSeqIndex), or a NonZero (their inlined bodies)."""
-    return any((n.domain == DOMAIN and OPS[n.op_type].data_dependent_shape) or (n.domain in ("", "ai.onnx") and
-                                                                               n.op_type == "NonZero")
-               for n in model.graph.node)
+    return any((n.domain == DOMAIN and n.op_type in OPS and OPS[n.op_type].data_dependent_shape)
+               or (n.domain in ("", "ai.onnx") and n.op_type == "NonZero") for n in model.graph.node)
 
 
 def check_rtx_can_build(model, target: Target, plugin_library) -> None:
@@ -114,6 +113,16 @@ def engine_record(path: Path, onnx_path: Path, manifest: dict, shapes: dict) -> 
                          for phase in PHASES}}
 
 
+def target_name(requested: str | None, recipe: Recipe) -> str | None:
+    """--target, else the recipe's; compute capabilities are TensorRT-RTX's, so a recipe that names them and no
+    target means it. None: the one installed."""
+    name = requested or recipe.target or ("tensorrt-rtx" if recipe.compute_capabilities else None)
+    if recipe.compute_capabilities and name == "tensorrt":
+        raise IrexportError(f"recipe {recipe.name}: compute_capabilities is a TensorRT-RTX setting, and this build "
+                            "targets TensorRT (--target tensorrt-rtx)")
+    return name
+
+
 # TensorRT: its ONNX parser prefers a registered plugin over a model-local function from 10.7 on, and 10.8 fixed
 # the import of functions whose input names (x, index, ... as in our bodies) alias a tensor of the graph.
 # TensorRT-RTX: 1.7 is the oldest release irexport was verified with (parse and build, with and without plugins).
@@ -139,23 +148,22 @@ def build_engine(export_dir, recipe: Recipe, out_dir, plugin_library: Path | Non
     check_precision(manifest, recipe, f"recipe {recipe.name}")
     if recipe.serialize_plugins and plugin_library is None:
         raise IrexportError(f"recipe {recipe.name}: serialize_plugins needs the plugin library (drop --no-plugins)")
-    target, trt = require_target(target or recipe.target)
+    target, trt = require_target(target_name(target, recipe))
     check_builder_version(target, trt.__version__)
     if recipe.version_compatible and target.is_rtx:
         raise IrexportError(f"recipe {recipe.name}: version_compatible is a TensorRT setting: TensorRT-RTX "
                             f"{trt.__version__} cannot build such engines (its builder asks for TensorRT's lean runtime, "
                             "libnvinfer_lean, which it does not ship); drop it for --target tensorrt-rtx")
-    if recipe.compute_capabilities and not target.is_rtx:
-        raise IrexportError(f"recipe {recipe.name}: compute_capabilities is a TensorRT-RTX setting, and this build "
-                            "targets TensorRT (--target tensorrt-rtx)")
     onnx_path = export_dir / manifest["graph"]["file"]
     exported = onnx.load(str(onnx_path), load_external_data=False)  # the parser reads the weights from the file's dir
     graph = graph_to_parse(exported, plugin_library)
     check_rtx_can_build(graph, target, plugin_library)
     if plugin_library is not None:
+        if target.is_rtx:
+            let_rtx_parser_load_plugins()  # the parser's own need, to import plugins: runtimes never parse
         load_plugin_library(target, trt, plugin_library)  # before parsing: the parser looks plugins up by name
     else:
-        unload_plugin_libraries(trt)  # --no-plugins: the function bodies must be inlined
+        unload_plugin_libraries(target, trt)  # --no-plugins: the function bodies must be inlined
     if target.is_rtx and timing_cache is not None:
         log(f"  timing cache {timing_cache.name}: not used (TensorRT-RTX's ahead-of-time build times no tactics)")
         timing_cache = None
@@ -253,7 +261,8 @@ def _build_one(target: Target, trt, onnx_path: Path, graph, engine_path: Path, s
                                         save_timing_cache=str(timing_cache) if timing_cache else None)()
     except PolygraphyException as e:  # parse or build failures: TensorRT's own messages were logged above
         first = (str(e).strip().splitlines() or ["failed"])[0]
-        raise IrexportError(f"{onnx_path}: {target.title} could not build the engine: {first}") from None
+        raise IrexportError(f"{onnx_path}: {target.title} could not build the engine: {first} (its messages above say "
+                            "why)") from None
     with open(engine_path, "wb") as f:
         f.write(engine)  # IHostMemory supports the buffer protocol: no second copy of a multi-GB plan
     return info

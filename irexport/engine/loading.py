@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import IrexportError
-from .targets import Target, let_rtx_parser_load_plugins, plugin_headers_major
+from .targets import Target, plugin_headers_major
 
 PLUGIN_LIBRARY = "libirexport_plugins.so"
 REPO_BUILD = Path(__file__).resolve().parents[2] / "build" / "plugins" / PLUGIN_LIBRARY
@@ -22,7 +22,7 @@ def find_plugin_library(path=None) -> Path:
     return candidate.resolve()
 
 
-_LOADED: dict[str, object] = {}  # resolved path -> TensorRT's handle: a library loads once per process
+_LOADED: dict[tuple, object] = {}  # (target, resolved path) -> its registry's handle: a library loads once per process
 
 
 def load_plugin_library(target: Target, trt, path: Path) -> None:
@@ -33,13 +33,11 @@ def load_plugin_library(target: Target, trt, path: Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise IrexportError(f"{path}: plugin library not found")
-    key = str(path.resolve())
+    key = (target.name, str(path.resolve()))  # each target has a registry of its own
     if key in _LOADED:
         return
-    check_plugin_major(Path(key), target, trt.__version__)
-    if target.is_rtx:
-        let_rtx_parser_load_plugins()
-    handle = trt.get_plugin_registry().load_library(key)
+    check_plugin_major(Path(key[1]), target, trt.__version__)
+    handle = trt.get_plugin_registry().load_library(key[1])
     if handle is None:
         raise IrexportError(f"{path}: {target.title} could not load this plugin library (built for another TensorRT or CUDA, "
                             "or another copy of it is already loaded in this process)")
@@ -75,9 +73,9 @@ def check_plugin_major(path: Path, target: Target, version: str) -> None:
                             f"pointing at TensorRT {wanted}'s headers")
 
 
-def unload_plugin_libraries(trt) -> None:
-    """Deregister every library this process loaded: the ONNX parser prefers a registered plugin over a
-    node's function body, so a build without plugins must not see them."""
+def unload_plugin_libraries(target: Target, trt) -> None:
+    """Deregister every library this process loaded into the target: the ONNX parser prefers a registered plugin
+    over a node's function body, so a build without plugins must not see them."""
     registry = trt.get_plugin_registry()
-    while _LOADED:
-        registry.deregister_library(_LOADED.popitem()[1])
+    for key in [key for key in _LOADED if key[0] == target.name]:
+        registry.deregister_library(_LOADED.pop(key))

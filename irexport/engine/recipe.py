@@ -18,7 +18,8 @@ from .targets import TARGETS
 PRECISIONS = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16",
               "bf16": "bfloat16", "bfloat16": "bfloat16"}
 AXES = ("batch", "sequence", "cache")
-# TensorRT-RTX's ComputeCapability values (SM75 ... SM121 in 1.7); a release without one refuses it at build time
+# TensorRT-RTX's ComputeCapability values (SM75 ... SM121 in 1.7; 7.5 for float16 only); a release without one
+# refuses it at build time
 COMPUTE_CAPABILITIES = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")
 _RANGE = Obj({"min": Int(1, 1 << 31), "opt": Int(1, 1 << 31), "max": Int(1, 1 << 31)}, closed=True)
 SCHEMA = Obj({
@@ -100,6 +101,10 @@ def parse_recipe(data, where: str, default_name: str = "engine") -> Recipe:
                             "runs on); drop it or set target: tensorrt-rtx")
     if capabilities is not None and len(set(capabilities)) != len(capabilities):
         raise IrexportError(f"{where}: compute_capabilities names {capabilities} with a repeat")
+    precision = PRECISIONS[data.get("precision", "fp32")]
+    if capabilities is not None and "7.5" in capabilities and precision != "float16":
+        raise IrexportError(f"{where}: compute capability 7.5 (Turing) takes float16 engines only: TensorRT-RTX "
+                            f"compiles no float32 matrix products and no bfloat16 for it, and this recipe is {precision}")
     for axis, r in data["profile"].items():
         if not r["min"] <= r["opt"] <= r["max"]:
             raise IrexportError(f"{where}: profile.{axis} needs min <= opt <= max, got {r['min']}, {r['opt']}, {r['max']}")
@@ -109,7 +114,7 @@ def parse_recipe(data, where: str, default_name: str = "engine") -> Recipe:
                             "plugin libraries into version-compatible engines)")
     return Recipe(
         name=data.get("name", default_name),
-        precision=PRECISIONS[data.get("precision", "fp32")],
+        precision=precision,
         profile={axis: AxisRange(**data["profile"][axis]) for axis in AXES},
         builder_optimization_level=data.get("builder_optimization_level", 3),
         timing_cache=data.get("timing_cache"),

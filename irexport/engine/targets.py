@@ -12,6 +12,7 @@ interface names). Polygraphy drives either one, but picks it when its TensorRT b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -88,26 +89,27 @@ def require_target(name: str | None = None, builder: bool = True):
     return target, module
 
 
-def installed_targets() -> list[str]:
-    """The targets whose module imports with a builder (for messages: "also installed")."""
-    found = []
-    for target in TARGETS.values():
-        try:
-            _import(target, builder=True)
-            found.append(target.name)
-        except TensorRTMissing:
-            pass
-    return found
-
-
 def _point_polygraphy_at(target: Target) -> None:
+    """Polygraphy's TensorRT modules bind the module they import when they are imported; its datatype module
+    (imported by the comparator and ONNX Runtime backend too) is rebound here, the backend cannot be."""
     from polygraphy import config
 
-    if "polygraphy.backend.trt" in sys.modules and config.USE_TENSORRT_RTX != target.is_rtx:
+    if not hasattr(config, "USE_TENSORRT_RTX"):
+        if target.is_rtx:
+            raise IrexportError("this Polygraphy cannot drive TensorRT-RTX: pip install 'polygraphy>=0.49.26'")
+        return
+    if config.USE_TENSORRT_RTX == target.is_rtx:
+        return
+    if "polygraphy.backend.trt" in sys.modules:
         other = TARGETS["tensorrt-rtx" if config.USE_TENSORRT_RTX else "tensorrt"]
         raise IrexportError(f"this process already drives {other.title} through Polygraphy, which cannot switch; "
                             f"use {target.title} in another process")
     config.USE_TENSORRT_RTX = target.is_rtx
+    datatypes = sys.modules.get("polygraphy.datatype.tensorrt")
+    if datatypes is not None:
+        from polygraphy.mod.trt_importer import lazy_import_trt
+
+        datatypes.trt = lazy_import_trt()
 
 
 def plugin_headers_major(target: Target, version: str) -> int:
@@ -134,15 +136,15 @@ def let_rtx_parser_load_plugins() -> None:
     versioned = sorted(p.name for p in libs.glob("libtensorrt_rtx.so.*"))
     if link.exists() or not versioned:
         return
-    tmp = libs / f".libtensorrt_rtx.so.{os.getpid()}"
+    tmp = libs / f".libtensorrt_rtx.so.{os.getpid()}"  # unique to this process: nothing to clear first
     try:
-        tmp.unlink(missing_ok=True)
         tmp.symlink_to(versioned[0])
-        os.replace(tmp, link)  # atomic: a concurrent build sees no link or a whole one
+        os.replace(tmp, link)  # atomic: a concurrent build sees no link or a whole one (a dangling one replaced)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise IrexportError(f"TensorRT-RTX's parser needs {link} to import plugins and this user cannot create it "
-                            f"({e.strerror}); run once: ln -s {versioned[0]} {link}") from None
+                            f"({e.strerror}); run once: ln -sfn {versioned[0]} {link}") from None
     print(f"irexport: linked {link} -> {versioned[0]} (TensorRT-RTX's parser loads it by that name to import "
           "plugins; its wheel ships only the versioned name)", file=sys.stderr)
 

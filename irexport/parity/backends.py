@@ -78,6 +78,7 @@ class TrtBackend:
         from ..runtime import (
             check_built_from,
             check_engine_file,
+            check_rtx_gpu,
             check_tensorrt_version,
             plugin_library_for,
             read_build_report,
@@ -93,6 +94,7 @@ class TrtBackend:
         self.target, trt = runtime_target(self.report, str(engine_dir))
         check_tensorrt_version(self.report, trt.__version__, str(engine_dir))
         require_gpu(self.target)
+        check_rtx_gpu(self.report, trt, str(engine_dir))
         if self.plugins is not None:
             load_plugin_library(self.target, trt, self.plugins)
         self.engine = None
