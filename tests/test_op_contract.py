@@ -1,6 +1,8 @@
 """The op descriptions are the single source of truth: torch ops, exported nodes and function bodies
 agree with them (the plugins are checked against the same descriptions in their own tests)."""
 
+from pathlib import Path
+
 import onnx
 import pytest
 import torch
@@ -157,3 +159,24 @@ def test_function_bodies_take_sizes_from_shapes_only(name):
         for position in SHAPE_INPUTS.get(node.op_type, ()):
             if position < len(node.input) and node.input[position]:
                 assert node.input[position] in safe, f"{name}: {node.op_type} takes a size computed from data"
+
+
+def test_the_generated_op_table_and_page_are_fresh():
+    """plugins/common/route_ops.h (the C++ op table) and docs/ops.md are generated from spec.py."""
+    from irexport.ops.codegen import FILES, stale
+
+    assert stale() == [], "stale: run python -m irexport.ops.codegen"
+    assert set(FILES) == {Path("plugins/common/route_ops.h"), Path("docs/ops.md")}
+
+
+def test_a_hand_edited_generated_file_is_found_stale(tmp_path):
+    from irexport.ops.codegen import FILES, stale
+
+    for path, render in FILES.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(render())
+    assert stale(tmp_path) == []
+    header = tmp_path / "plugins/common/route_ops.h"
+    header.write_text(header.read_text().replace('"capacity", 0.0f, 1.0f, true', '"capacity", 0.0f, 2.0f, true'))
+    (tmp_path / "docs/ops.md").unlink()
+    assert stale(tmp_path) == [Path("plugins/common/route_ops.h"), Path("docs/ops.md")]

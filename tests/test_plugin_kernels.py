@@ -179,29 +179,6 @@ def test_cuda_kernels_match_the_torch_ops(cuda_lib, batch, seq, fraction, dtype)
     assert torch.equal(margin.cpu(), torch_ops.route_argmax(scores2))
 
 
-def plugin_table():
-    """The op table of the TensorRT glue: {name: (version, inputs, outputs, field)} parsed from its source."""
-    import re
-
-    source = (PLUGINS / "tensorrt" / "route_plugins.cpp").read_text()
-    rows = re.findall(r'\{"(Route\w+)", "(\w+)", (\d+), (\d+), (nullptr|"\w+")', source)
-    namespace = re.search(r'kNamespace = "(\w+)"', source).group(1)
-    return {n: (v, int(i), int(o), None if f == "nullptr" else f.strip('"')) for n, v, i, o, f in rows}, namespace
-
-
-def test_plugin_names_and_fields_match_the_op_descriptions():
-    from irexport.ops import OPS
-
-    table, namespace = plugin_table()
-    assert set(table) == set(OPS)
-    for name, spec in OPS.items():
-        version, inputs, outputs, field = table[name]
-        assert namespace == spec.node_attributes["plugin_namespace"] and version == spec.plugin_version, name
-        assert inputs == len(spec.inputs)
-        assert outputs == len(spec.outputs)  # a size tensor is a named output of the node too
-        assert ([field] if field else []) == list(spec.plugin_fields)
-
-
 def test_plugin_library_compiles_against_tensorrt_headers(plugin_build):
     """Built against $TensorRT_ROOT's headers; exports TensorRT's two entry points and the TensorRT major it was
     built for, and links no libnvinfer (neither does the register library, which finds it by soname)."""

@@ -111,6 +111,57 @@ def test_compact_without_plugins_is_refused(exported, recipes, rtx, tmp_path):
     assert not (tmp_path / "engine").exists()
 
 
+REGISTRY = """
+import json, sys
+import numpy as np
+import tensorrt_rtx as trt
+
+registry = trt.get_plugin_registry()
+assert registry.load_library(sys.argv[1]) is not None
+probes = json.loads(sys.argv[2])  # {op: {field: [values]}}
+seen = {}
+for creator in registry.all_creators:
+    if creator.plugin_namespace != "irexport":
+        continue
+    accepted = {}
+    for field, values in probes.get(creator.name, {}).items():
+        accepted[field] = []
+        for value in values:
+            fields = trt.PluginFieldCollection([trt.PluginField(field, np.array([value], np.float32),
+                                                                trt.PluginFieldType.FLOAT32)])
+            accepted[field].append(creator.create_plugin("probe", fields, trt.TensorRTPhase.BUILD) is not None)
+    seen[creator.name] = {"version": creator.plugin_version, "interface": creator.interface_info.kind,
+                          "fields": [[f.name, str(f.type)] for f in creator.field_names], "accepted": accepted}
+print(json.dumps(seen))
+"""
+
+
+def test_the_built_library_registers_what_the_op_descriptions_say(plugin_build, rtx):
+    """Read back through a real TensorRT registry (TensorRT-RTX's): one V3 creator per op under the plugins'
+    namespace, with the op's version and its one float32 field, which accepts exactly the op's range."""
+    from irexport.ops.spec import OPS, PLUGIN_NAMESPACE
+
+    assert PLUGIN_NAMESPACE == "irexport"
+    probes, expected = {}, {}
+    for name, spec in OPS.items():
+        for attr in spec.attributes:
+            below, above = np.nextafter(np.float32(attr.low), np.float32(-1)), np.nextafter(np.float32(attr.high),
+                                                                                       np.float32(2))
+            values = [float(v) for v in (below, attr.low, (attr.low + attr.high) / 2, attr.high, above)]
+            probes.setdefault(name, {})[attr.name] = values
+            expected.setdefault(name, {})[attr.name] = [attr.accepts(v) for v in values]
+    child = subprocess.run([sys.executable, "-c", REGISTRY, str(plugin_build / "libirexport_plugins.so"),
+                            json.dumps(probes)], capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr[-3000:]
+    seen = json.loads(child.stdout.strip().splitlines()[-1])
+    assert set(seen) == set(OPS)
+    for name, spec in OPS.items():
+        assert seen[name]["version"] == spec.plugin_version and seen[name]["interface"] == "PLUGIN CREATOR_V3ONE"
+        assert seen[name]["fields"] == [[a.name, "PluginFieldType.FLOAT32"] for a in spec.attributes], name
+        assert seen[name]["accepted"] == expected.get(name, {}), name
+    assert expected["RouteTopK"]["capacity"] == [False, False, True, True, False]  # (0, 1]: the probes can fail
+
+
 def test_recipe_settings_are_checked_against_the_target(exported, recipes, rtx, tmp_path):
     export, _ = exported("informed", "masked")
     recipe = json.loads(recipes["float32"].read_text())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import IrexportError
 from ..jsonrecord import read_json
+from ..ops.spec import OPS
 from ..schema import Int, List, Map, Num, Obj, Opt, Str, validate
 
 FAMILIES = ("informed", "skipgpt", "router_tuning", "mod")
@@ -24,6 +25,12 @@ UNITS = ("attention", "mlp")
 #   layer_norm      input_layernorm of the layer's input (published router-tuning)
 ROUTER_INPUTS = ("norm", "residual", "layer_residual", "layer_norm")
 FORMAT_VERSION = 1
+def attribute_range(op: str, name: str) -> Num:
+    """A routing op attribute's accepted range, as the op's description states it (the kernels check the same)."""
+    attr = OPS[op].attribute(name)
+    return Num(attr.low, attr.high, open_lo=attr.low_exclusive)
+
+
 _OPTIONAL = ("format_version", "router_input", "router_hidden", "lff_rank", "threshold", "pooling", "capacity",
              "decode_threshold")
 SCHEMA = Obj({
@@ -34,10 +41,10 @@ SCHEMA = Obj({
     "router_input": Str(choices=ROUTER_INPUTS),
     "router_hidden": Opt(Int(0, 1 << 16)),
     "lff_rank": Opt(Int(1, 1 << 16)),
-    "threshold": Num(0, 1),
+    "threshold": attribute_range("RouteThreshold", "threshold"),
     "pooling": Str(choices=("token", "sequence")),
-    "capacity": Num(0, 1, open_lo=True),
-    "decode_threshold": Num(0, 1),
+    "capacity": attribute_range("RouteTopK", "capacity"),
+    "decode_threshold": attribute_range("RouteThreshold", "threshold"),  # MoD decodes through RouteThreshold
 }, optional=_OPTIONAL, closed=True)
 
 

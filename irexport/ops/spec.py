@@ -37,6 +37,16 @@ class Attr:
     name: str
     type: str  # "float" (every routing attribute so far)
     doc: str
+    low: float  # the accepted range: [low, high], or (low, high] when low_exclusive
+    high: float
+    low_exclusive: bool = False
+
+    def accepts(self, value: float) -> bool:
+        return (value > self.low if self.low_exclusive else value >= self.low) and value <= self.high
+
+    @property
+    def range_text(self) -> str:
+        return f"{'(' if self.low_exclusive else '['}{self.low:g}, {self.high:g}]"
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,9 @@ class OpSpec:
     version: int = 1
     domain: str = DOMAIN
     data_dependent_shape: bool = False
+
+    def attribute(self, name: str) -> Attr:
+        return next(a for a in self.attributes if a.name == name)
 
     @property
     def plugin_fields(self) -> tuple[str, ...]:
@@ -90,7 +103,7 @@ OPS: dict[str, OpSpec] = {
             doc="Router-tuning, and MoD decode: margin = sigmoid(s) - threshold.",
             inputs=(Port("scores", FLOATS, "router output [B, T, 1]"),),
             outputs=(Port("margin", ("tensor(float)",), "float32 margin [B, T], >= 0 executes"),),
-            attributes=(Attr("threshold", "float", "execute where sigmoid(s) >= threshold"),),
+            attributes=(Attr("threshold", "float", "execute where sigmoid(s) >= threshold", 0, 1),),
         ),
         OpSpec(
             name="RouteTopK",
@@ -101,7 +114,8 @@ OPS: dict[str, OpSpec] = {
                 "so exact ties (e.g. repeated tokens before any attention) can exceed k.",
             inputs=(Port("scores", FLOATS, "router output [B, T, 1]"), Port("valid", ("tensor(int32)",), "non-padding tokens [B, T], 1 or 0")),
             outputs=(Port("margin", ("tensor(float)",), "float32 margin [B, T], >= 0 executes"),),
-            attributes=(Attr("capacity", "float", "executed fraction of each sequence's valid tokens"),),
+            attributes=(Attr("capacity", "float", "executed fraction of each sequence's valid tokens", 0, 1,
+                             low_exclusive=True),),
         ),
         OpSpec(
             name="RouteIndex",

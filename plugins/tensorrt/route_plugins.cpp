@@ -1,5 +1,6 @@
 // TensorRT IPluginV3 plugins for the routing ops, one generic plugin class over the op kinds.
-// Names, versions, namespace and field names equal irexport/ops/spec.py (checked by a test).
+// Names, versions, namespace, fields and their ranges come from the op table generated from
+// irexport/ops/spec.py (common/route_ops.h); a test reads them back through TensorRT-RTX's registry.
 // Loading: this library exports getCreators and setLoggerFinder, for IPluginRegistry::loadLibrary
 // (irexport, the C++ runtime, trtexec --dynamicPlugins), and irexportPluginTensorRTMajor, the TensorRT
 // major of the headers it was compiled with: ILogger / ILoggerFinder changed layout between TensorRT 10
@@ -13,8 +14,10 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "../common/route_ops.h"
 #include "../kernels/route_kernels.cuh"
 
 using namespace nvinfer1;
@@ -24,30 +27,10 @@ using namespace nvinfer1;
 namespace irexport::trt {
 namespace {
 
-constexpr char const* kNamespace = "irexport";
-
-enum class Op : int32_t { kArgmax, kThreshold, kTopK, kIndex, kSeqIndex, kGather, kScatterAdd, kCount };
-
-struct OpInfo
-{
-    char const* name;
-    char const* version; // the op's version in spec.py: a node's plugin_version
-    int32_t nbInputs;
-    int32_t nbOutputs; // RouteIndex / RouteSeqIndex: the index, and its size (0-d int32): the size tensor of its dimension
-    char const* field; // the op's one float attribute, or nullptr
-    float low, high; // accepted field range (low exclusive for capacity)
-    bool lowExclusive;
-};
-
-constexpr std::array<OpInfo, size_t(Op::kCount)> kOps{{
-    {"RouteArgmax", "1", 1, 1, nullptr, 0.f, 0.f, false},
-    {"RouteThreshold", "1", 1, 1, "threshold", 0.f, 1.f, false},
-    {"RouteTopK", "1", 2, 1, "capacity", 0.f, 1.f, true},
-    {"RouteIndex", "2", 1, 2, nullptr, 0.f, 0.f, false},
-    {"RouteSeqIndex", "1", 1, 2, nullptr, 0.f, 0.f, false},
-    {"RouteGather", "2", 2, 1, nullptr, 0.f, 0.f, false},
-    {"RouteScatterAdd", "2", 3, 1, nullptr, 0.f, 0.f, false},
-}};
+using ops::kNamespace;
+using ops::kOps;
+using ops::Op;
+using ops::OpInfo;
 
 ILoggerFinder* gLoggerFinder{nullptr};
 
@@ -354,12 +337,18 @@ private:
     PluginFieldCollection mFieldCollection{};
 };
 
+// one creator per row of the op table, in its order
+template <size_t... I>
+std::array<IPluginCreatorInterface*, sizeof...(I)>& creatorsOf(std::index_sequence<I...>)
+{
+    static RouteCreator all[]{RouteCreator{Op(I)}...};
+    static std::array<IPluginCreatorInterface*, sizeof...(I)> pointers{&all[I]...};
+    return pointers;
+}
+
 std::array<IPluginCreatorInterface*, size_t(Op::kCount)>& creators()
 {
-    static RouteCreator c0{Op::kArgmax}, c1{Op::kThreshold}, c2{Op::kTopK}, c3{Op::kIndex}, c4{Op::kSeqIndex}, c5{Op::kGather},
-        c6{Op::kScatterAdd};
-    static std::array<IPluginCreatorInterface*, size_t(Op::kCount)> all{&c0, &c1, &c2, &c3, &c4, &c5, &c6};
-    return all;
+    return creatorsOf(std::make_index_sequence<size_t(Op::kCount)>{});
 }
 
 } // namespace

@@ -1,0 +1,133 @@
+"""Files generated from the op descriptions (``spec.py``), so that each fact about an op is written once:
+
+  plugins/common/route_ops.h   the op table the C++ implementations include (names, versions, input and output
+                               counts, the attribute and its accepted range)
+  docs/ops.md                  the ops' reference page
+
+``python -m irexport.ops.codegen`` rewrites them; ``--check`` exits 1 naming the stale ones (a test runs it in CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .spec import DOMAIN, OPS, PLUGIN_NAMESPACE, OpSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = Path("plugins/common/route_ops.h")
+DOCS = Path("docs/ops.md")
+GENERATED = "Generated from irexport/ops/spec.py by `python -m irexport.ops.codegen`: do not edit"
+
+
+def enumerator(spec: OpSpec) -> str:
+    """RouteArgmax -> kArgmax."""
+    return "k" + spec.name.removeprefix("Route")
+
+
+def _float(x: float) -> str:
+    return f"{float(x)!r}f"
+
+
+def cpp_header() -> str:
+    rows = []
+    for spec in OPS.values():
+        if len(spec.attributes) > 1:
+            raise ValueError(f"{spec.name}: the C++ table holds one attribute per op")
+        attr = spec.attributes[0] if spec.attributes else None
+        field = f'"{attr.name}"' if attr else "nullptr"
+        low, high, exclusive = (attr.low, attr.high, attr.low_exclusive) if attr else (0.0, 0.0, False)
+        rows.append(f'    {{"{spec.name}", "{spec.plugin_version}", {len(spec.inputs)}, {len(spec.outputs)}, {field}, '
+                    f'{_float(low)}, {_float(high)}, {str(exclusive).lower()}, {str(spec.data_dependent_shape).lower()}}},')
+    enumerators = ", ".join(enumerator(spec) for spec in OPS.values())
+    return f"""// {GENERATED}.
+// The routing ops' table for every C++ implementation (TensorRT plugins, ONNX Runtime kernels).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace irexport::ops {{
+
+constexpr char const* kDomain = "{DOMAIN}";
+constexpr char const* kNamespace = "{PLUGIN_NAMESPACE}"; // the TensorRT plugins' namespace
+
+enum class Op : int32_t {{ {enumerators}, kCount }};
+
+struct OpInfo
+{{
+    char const* name; // ONNX op type and TensorRT plugin name
+    char const* version; // the op's version: a node's plugin_version
+    int32_t nbInputs;
+    int32_t nbOutputs; // a size tensor (0-d int32) is an output of its own
+    char const* field; // the op's one float attribute, or nullptr
+    float low, high; // the attribute's accepted range: [low, high], or (low, high] when lowExclusive
+    bool lowExclusive;
+    bool dataDependentShape; // its first output's shape depends on the data; the second output is its size
+}};
+
+constexpr std::array<OpInfo, static_cast<size_t>(Op::kCount)> kOps{{{{
+{chr(10).join(rows)}
+}}}};
+
+}} // namespace irexport::ops
+"""
+
+
+def _types(port) -> str:
+    return ", ".join(t.removeprefix("tensor(").removesuffix(")") for t in port.types)
+
+
+def ops_markdown() -> str:
+    lines = [f"<!-- {GENERATED}. -->", "", "# The routing ops", "",
+             f"Every routing node is a custom op in the ONNX domain `{DOMAIN}` that carries a portable function body "
+             "of standard ONNX ops (what ONNX Runtime runs, and TensorRT inlines, without irexport's libraries), and "
+             f"the attributes TensorRT's parser uses to find the plugin that replaces it: `plugin_namespace` "
+             f"(`{PLUGIN_NAMESPACE}`) and `plugin_version` (the op's version). Masks cross the op boundary as int32 "
+             "(1 = true): TensorRT plugins take no bool or uint8 tensors.", "",
+             "| op | version | inputs | outputs | attribute (range) | data-dependent shape |", "|---|---|---|---|---|---|"]
+    for spec in OPS.values():
+        inputs = ", ".join(p.name for p in spec.inputs)
+        outputs = ", ".join(p.name for p in spec.outputs)
+        attrs = ", ".join(f"`{a.name}` {a.range_text}" for a in spec.attributes) or "none"
+        lines.append(f"| [`{spec.name}`](#{spec.name.lower()}) | {spec.version} | {inputs} | {outputs} | {attrs} | "
+                     f"{'yes' if spec.data_dependent_shape else 'no'} |")
+    for spec in OPS.values():
+        lines += ["", f"## {spec.name}", "", spec.doc, "",
+                  f"Domain `{spec.domain}`, version {spec.version}; torch op `torch.ops.irexport.{spec.torch_name}`.", "",
+                  "| | name | types | meaning |", "|---|---|---|---|"]
+        lines += [f"| input {i} | `{p.name}` | {_types(p)} | {p.doc} |" for i, p in enumerate(spec.inputs)]
+        lines += [f"| output {i} | `{p.name}` | {_types(p)} | {p.doc} |" for i, p in enumerate(spec.outputs)]
+        lines += [f"| attribute | `{a.name}` | {a.type}, {a.range_text} | {a.doc} |" for a in spec.attributes]
+    return "\n".join(lines) + "\n"
+
+
+FILES = {HEADER: cpp_header, DOCS: ops_markdown}
+
+
+def stale(root: Path = ROOT) -> list[Path]:
+    """The generated files whose contents differ from what spec.py generates now."""
+    return [path for path, render in FILES.items()
+            if not (root / path).is_file() or (root / path).read_text() != render()]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m irexport.ops.codegen", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale, writing nothing")
+    args = parser.parse_args(argv)
+    outdated = stale()
+    if args.check:
+        for path in outdated:
+            print(f"{path}: stale; run python -m irexport.ops.codegen", file=sys.stderr)
+        return 1 if outdated else 0
+    for path in outdated:
+        (ROOT / path).write_text(FILES[path]())
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
