@@ -59,9 +59,10 @@ def greedy_reference(model, input_ids: np.ndarray, attention_mask: np.ndarray, n
 
 class OnnxGenerator:
     """The export's graph in one ONNX Runtime session: one copy of the weights (and of their prepacked
-    forms) serves prefill and decode."""
+    forms) serves prefill and decode. ``routing_ops`` is what runs the routing nodes (``onnxrt_kernels``):
+    "auto" (irexport's kernels when built, on the CPU), "kernels" or "bodies"; ``.routing_ops`` says which ran."""
 
-    def __init__(self, export_dir, providers=None, manifest=None):
+    def __init__(self, export_dir, providers=None, manifest=None, routing_ops="auto"):
         """``manifest``: the export's, when the caller has loaded it (and checked its weights) already."""
         from pathlib import Path
 
@@ -69,6 +70,7 @@ class OnnxGenerator:
 
         from .errors import IrexportError
         from .export.manifest import load_manifest
+        from .onnxrt_kernels import register
 
         export_dir = Path(export_dir)
         self.manifest = manifest or load_manifest(export_dir)
@@ -78,6 +80,7 @@ class OnnxGenerator:
         path = export_dir / record["file"]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        self.routing_ops = register(opts, routing_ops, providers)
         self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
         for kind, found in (("inputs", self.session.get_inputs()), ("outputs", self.session.get_outputs())):
             if [v.name for v in found] != [t["name"] for t in record[kind]]:

@@ -57,6 +57,13 @@ def add_no_verify(parser) -> None:
                              "(docs/verified-weights.md)")
 
 
+def add_routing_ops(parser) -> None:
+    parser.add_argument("--routing-ops", choices=("auto", "kernels", "bodies"), default="auto",
+                        help="what runs ONNX Runtime's routing nodes: irexport's native kernels (libirexport_onnxrt.so, "
+                             "from irexport plugins build) or the nodes' function bodies; auto: the kernels when built "
+                             "and the session is on the CPU (default: auto)")
+
+
 def add_dtype_mode(parser) -> None:
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
                         help="precision of the reference forward (default: float32)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_no_verify, int_in
+from .common import add_no_verify, add_routing_ops, int_in
 
 
 def add_parser(sub) -> None:
@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-new-tokens", type=int_in(1, 1 << 16), default=16, help="default: 16")
     p.add_argument("--engine", type=Path, help="engine directory from irexport build: generate with TensorRT")
     p.add_argument("--plugins", type=Path, help="with --engine: plugin library (default: the one the engine was built with)")
+    add_routing_ops(p)
     add_no_verify(p)
     p.set_defaults(func=main)
 
@@ -47,7 +48,8 @@ def main(args) -> int:
         tokens = EngineGenerator(args.engine, args.plugins).greedy(ids, mask, args.max_new_tokens)
     else:
         with onnxrt_errors(args.export_dir):
-            tokens = OnnxGenerator(args.export_dir, manifest=manifest).greedy(ids, mask, args.max_new_tokens)
+            tokens = OnnxGenerator(args.export_dir, manifest=manifest, routing_ops=args.routing_ops).greedy(
+                ids, mask, args.max_new_tokens)
     if args.prompt:
         tok = reference.load_tokenizer(source)
         for prompt, row in zip(args.prompt, tokens):

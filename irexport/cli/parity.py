@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import BATCH, NEW_TOKENS, SEED, SEED_MAX, TOKENS, add_no_verify, log
+from .common import BATCH, NEW_TOKENS, SEED, SEED_MAX, TOKENS, add_no_verify, add_routing_ops, log
 
 
 def add_parser(sub) -> None:
@@ -22,6 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--engine", type=Path, help="trt: engine directory from irexport build (default: the only one "
                                                "under EXPORT_DIR/engines/)")
     p.add_argument("--plugins", type=Path, help="trt: plugin library (default: the one the engine was built with)")
+    add_routing_ops(p)
     p.add_argument("--model", type=Path, help="reference model directory (default: the export's source)")
     p.add_argument("--inputs", type=Path, help="inputs: Polygraphy JSON (irexport run writes one) or .npz "
                                                "(default: seeded random tokens with padding)")
@@ -65,7 +66,7 @@ def main(args) -> int:
     feed = load_inputs(args.inputs, vocab) if args.inputs else sample_inputs(vocab, args.batch, args.seq, args.seed)
     log(f"parity of {args.export_dir} ({manifest['strategy']}, {manifest['dtype']}) on {list(feed['input_ids'].shape)} tokens")
     report = parity(args.export_dir, model, feed, args.new_tokens, args.backends,
-                    args.engine, args.plugins, manifest)
+                    args.engine, args.plugins, manifest, args.routing_ops)
     path = args.report or args.export_dir / "parity_report.json"
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
@@ -82,5 +83,7 @@ def print_report(report: dict) -> None:
                   f"{r['near_tie_flips']}, epsilon {r['epsilon']})  logits {'PASS' if n['logits']['passed'] else 'FAIL'} "
                   f"(max abs {n['logits']['max_abs']:.3g})  kv {'PASS' if n['kv_cache']['passed'] else 'FAIL'} "
                   f"(max abs {n['kv_cache']['max_abs']:.3g})")
+        if "routing_ops" in result:
+            print(f"{backend:<7} routing nodes ran as {'irexport kernels' if result['routing_ops'] == 'kernels' else 'function bodies'}")
         g = result["generation"]
         print(f"{backend:<7} generate {'PASS' if g['passed'] else 'FAIL'} ({g['new_tokens']} greedy tokens)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import BATCH, NEW_TOKENS, TOKENS, add_no_verify, log, number_in
+from .common import BATCH, NEW_TOKENS, TOKENS, add_no_verify, add_routing_ops, log, number_in
 from .parity import backend_list
 
 
@@ -22,6 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=BATCH, default=2, help="random inputs: batch (default: 2)")
     p.add_argument("--seq", type=TOKENS, default=16, help="random inputs: sequence length (default: 16)")
     p.add_argument("--new-tokens", type=NEW_TOKENS, default=4, help="greedy tokens to compare (default: 4)")
+    add_routing_ops(p)
     p.add_argument("--report", type=Path, default=Path("parity_matrix.json"), help="summary JSON (default: ./parity_matrix.json)")
     add_no_verify(p)
     p.set_defaults(func=main)
@@ -48,7 +49,7 @@ def main(args) -> int:
             check_model_matches(manifest, model, str(source))
             feed = sample_inputs(model.config.vocab_size, args.batch, args.seq)
             report = parity(export_dir, model, feed, args.new_tokens, args.backends,
-                            manifest=manifest)
+                            manifest=manifest, routing_ops=args.routing_ops)
             rows += summarize(export_dir, report)
         except IrexportError as e:  # this entry cannot run: it fails, the others still run
             rows += [{"export": str(export_dir), "backend": b, "passed": False, "error": str(e)} for b in args.backends]

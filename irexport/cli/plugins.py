@@ -1,5 +1,5 @@
-"""``irexport plugins build``: configure and build plugins/ with CMake (kernels, and the TensorRT
-plugin library when TensorRT is found). ``irexport plugins check``: run the plugin harness (a stand-in
+"""``irexport plugins build``: configure and build plugins/ with CMake (kernels, the TensorRT plugin library
+when TensorRT's headers are found, and the ONNX Runtime kernels when ONNX Runtime's C API header is). ``irexport plugins check``: run the plugin harness (a stand-in
 for TensorRT, built with the plugins) on the routing nodes of exports, without TensorRT or a GPU."""
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ SOURCE = Path(__file__).resolve().parents[2] / "plugins"
 
 def add_parser(sub) -> None:
     p = sub.add_parser("plugins", help="build the routing kernels and TensorRT plugins (CMake)",
-                       description="Build plugins/ with CMake: the host library, the CUDA kernels (with nvcc) and "
-                                   "libirexport_plugins.so (with TensorRT). Same as: cmake -S plugins -B BUILD_DIR && "
-                                   "cmake --build BUILD_DIR")
+                       description="Build plugins/ with CMake: the host library, the CUDA kernels (with nvcc), "
+                                   "libirexport_plugins.so (with TensorRT's headers) and libirexport_onnxrt.so, ONNX "
+                                   "Runtime kernels for the routing ops (with ONNX Runtime's C API header). Same as: "
+                                   "cmake -S plugins -B BUILD_DIR && cmake --build BUILD_DIR")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = actions.add_parser("build", help="configure and build")
     b.add_argument("--build-dir", type=Path, default=Path("build/plugins"), help="default: build/plugins")
     b.add_argument("--tensorrt-root", type=Path, help="TensorRT install (include/, lib/); default: auto-detect")
+    b.add_argument("--onnxruntime-root", type=Path, help="directory whose include/ holds ONNX Runtime's C API header "
+                                                        "onnxruntime_c_api.h (default: $ONNXRUNTIME_ROOT, else system paths)")
     b.add_argument("--cuda-archs", help="CUDA architectures, e.g. '90' (default: 80;86;89;90)")
     b.set_defaults(func=main)
     c = actions.add_parser("check", help="check the plugin library against exports, as TensorRT would call it",
@@ -93,6 +96,11 @@ def main(args) -> int:
         if not (args.tensorrt_root / "include" / "NvInferRuntime.h").is_file():
             raise IrexportError(f"{args.tensorrt_root}: no TensorRT headers here (expected include/NvInferRuntime.h)")
         configure.append(f"-DTensorRT_ROOT={args.tensorrt_root.resolve()}")
+    if args.onnxruntime_root:
+        if not (args.onnxruntime_root / "include" / "onnxruntime_c_api.h").is_file():
+            raise IrexportError(f"{args.onnxruntime_root}: no ONNX Runtime C API header here (expected "
+                                "include/onnxruntime_c_api.h)")
+        configure.append(f"-DONNXRUNTIME_ROOT={args.onnxruntime_root.resolve()}")
     if args.cuda_archs:
         if not re.fullmatch(r"([1-9]\d+a?(-real|-virtual)?)(;[1-9]\d+a?(-real|-virtual)?)*|native|all|all-major", args.cuda_archs):
             raise IrexportError(f"--cuda-archs {args.cuda_archs!r}: expected CUDA architectures such as '90' or '80;90' "

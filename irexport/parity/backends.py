@@ -44,7 +44,7 @@ class OnnxrtBackend:
 
     name = ONNXRT
 
-    def __init__(self, export_dir: Path, manifest: dict):
+    def __init__(self, export_dir: Path, manifest: dict, routing_ops: str = "auto"):
         from ..generate import OnnxGenerator
 
         if manifest["dtype"] == "bfloat16" and "cuda" not in onnxrt_providers():
@@ -52,7 +52,8 @@ class OnnxrtBackend:
                                 "GPU host); the CPU provider has no bfloat16 kernels")
         self.path = export_dir / manifest["graph"]["file"]
         with onnxrt_errors(self.path):
-            self.generator = OnnxGenerator(export_dir, manifest=manifest)
+            self.generator = OnnxGenerator(export_dir, manifest=manifest, routing_ops=routing_ops)
+        self.routing_ops = self.generator.routing_ops  # what ran the routing nodes: "kernels" or "bodies"
 
     def run(self, phase: str, feed: dict) -> dict:
         from polygraphy.backend.onnxrt import OnnxrtRunner

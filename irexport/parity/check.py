@@ -161,9 +161,10 @@ def compare_low_precision(exact: dict, torch_low: dict, got: dict, backend: str,
 
 
 def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("onnxrt",), engine_dir=None,
-           plugins=None, manifest=None) -> dict:
+           plugins=None, manifest=None, routing_ops: str = "auto") -> dict:
     """The full routing-aware report of one export directory, one section per backend. ``manifest``: the
-    export's, when the caller has loaded it (and checked its weights) already."""
+    export's, when the caller has loaded it (and checked its weights) already. ``routing_ops``: what runs
+    ONNX Runtime's routing nodes (irexport's kernels or the function bodies, ``onnxrt_kernels``)."""
     from ..export.manifest import load_manifest
     from ..generate import greedy_reference, next_step, prefill_feed
     from .backends import ONNXRT, TRT, OnnxrtBackend, TrtBackend, find_engine_dir
@@ -174,7 +175,7 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("
     runners = []
     for name in backends:  # every backend is checked (TensorRT present, engines intact) before any runs
         if name == ONNXRT:
-            runners.append(OnnxrtBackend(export_dir, manifest))
+            runners.append(OnnxrtBackend(export_dir, manifest, routing_ops))
         elif name == TRT:
             runners.append(TrtBackend(find_engine_dir(export_dir, engine_dir), manifest, plugins))
         else:
@@ -194,6 +195,8 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("
                               passed=bool((reference_tokens == theirs).all()))
         results[backend.name] = {"prefill": prefill, "decode": decode, "generation": generation,
                                  "passed": prefill["passed"] and decode["passed"] and generation["passed"]}
+        if backend.name == ONNXRT:
+            results[backend.name]["routing_ops"] = backend.routing_ops
     return {
         "export": str(export_dir), "dtype": dtype, "strategy": strategy, "reference": REFERENCE,
         "backends": [b.name for b in runners], "inputs": {k: list(v.shape) for k, v in feed.items()},

@@ -52,6 +52,7 @@ def summarize(export_dir: Path, report: dict) -> list[dict]:
             "flips": sum(result[g]["routing"]["flips"] for g in ("prefill", "decode")),
             "near_tie_flips": sum(result[g]["routing"]["near_tie_flips"] for g in ("prefill", "decode")),
             "generation_passed": result["generation"]["passed"],
+            **({"routing_ops": result["routing_ops"]} if "routing_ops" in result else {}),
         })
     return rows
 

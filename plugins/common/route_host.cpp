@@ -101,6 +101,8 @@ void threshold(DecideParams const& p)
 
 void topk(DecideParams const& p)
 {
+    if (p.seq == 0)
+        return; // no token, no margin (and no k-th score to read), as the CUDA kernel
     float const negInf = -std::numeric_limits<float>::infinity();
     std::vector<float> ranked(p.seq);
     for (int32_t b = 0; b < p.batch; ++b)

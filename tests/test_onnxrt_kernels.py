@@ -1,0 +1,220 @@
+"""irexport's ONNX Runtime kernels (plugins/onnxruntime, libirexport_onnxrt.so), built here against ONNX
+Runtime's public C API header ($ONNXRUNTIME_ROOT; .ci/run points it at ../shared/third_party/onnxruntime):
+each op's kernel against its function body node by node, parity of every family x strategy x dtype with the
+kernels and with the bodies, and the library's one-line errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import cmake_build
+from irexport.errors import IrexportError
+from irexport.ops import torch_ops
+from irexport.ops.onnx_functions import function_proto
+from irexport.ops.spec import DOMAIN, DOMAIN_OPSET, OPS
+
+
+@pytest.fixture(scope="session")
+def kernels(tmp_path_factory):
+    """libirexport_onnxrt.so built from plugins/ against $ONNXRUNTIME_ROOT's C API header (no CUDA needed)."""
+    root = os.environ.get("ONNXRUNTIME_ROOT")
+    if not root or not (Path(root) / "include" / "onnxruntime_c_api.h").is_file():
+        pytest.skip("ONNX Runtime's C API header not found: set ONNXRUNTIME_ROOT (a directory whose include/ holds "
+                    "onnxruntime_c_api.h; .ci/run uses ../shared/third_party/onnxruntime)")
+    build = cmake_build(tmp_path_factory.mktemp("onnxrt-kernels"), f"-DONNXRUNTIME_ROOT={root}", "-DIRX_WITH_CUDA=OFF")
+    return build / "libirexport_onnxrt.so"
+
+
+@pytest.fixture
+def use_kernels(kernels, monkeypatch):
+    monkeypatch.setenv("IREXPORT_ONNXRT_KERNELS", str(kernels))
+    return kernels
+
+
+ONNX_TYPES = {torch.float32: onnx.TensorProto.FLOAT, torch.float16: onnx.TensorProto.FLOAT16,
+              torch.int32: onnx.TensorProto.INT32, torch.int64: onnx.TensorProto.INT64}
+
+
+def node_model(name, inputs, **attrs) -> bytes:
+    """One routing node and its model-local function, as exports hold them."""
+    spec = OPS[name]
+    node = onnx.helper.make_node(name, [p.name for p in spec.inputs], [p.name for p in spec.outputs], domain=DOMAIN,
+                                 **attrs, **spec.node_attributes)
+    graph = onnx.helper.make_graph(
+        [node], "node",
+        [onnx.helper.make_tensor_value_info(p.name, ONNX_TYPES[t.dtype], None) for p, t in zip(spec.inputs, inputs)],
+        [onnx.ValueInfoProto(name=p.name) for p in spec.outputs])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
+                                                         onnx.helper.make_opsetid(DOMAIN, DOMAIN_OPSET)],
+                                   functions=[function_proto(spec, 18)])
+    return model.SerializeToString()
+
+
+def run_node(name, inputs, library=None, **attrs):
+    """The node in ONNX Runtime: with ``library`` registered its kernel runs, else its function body."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if library is not None:
+        options.register_custom_ops_library(str(library))
+    session = ort.InferenceSession(node_model(name, inputs, **attrs), options, providers=["CPUExecutionProvider"])
+    feed = {p.name: t.numpy() for p, t in zip(OPS[name].inputs, inputs)}
+    return session.run(None, feed)
+
+
+def same(kernel, body, exact=True):
+    assert len(kernel) == len(body)
+    for k, b in zip(kernel, body):
+        assert k.dtype == b.dtype and k.shape == b.shape, (k.dtype, b.dtype, k.shape, b.shape)
+        if exact:
+            assert np.array_equal(k, b), (k, b)
+        else:
+            np.testing.assert_allclose(k, b, rtol=1e-6, atol=1e-6)
+
+
+MASKS = {
+    "mixed": torch.tensor([[1, 0, 1, 1], [0, 0, 0, 0], [0, 7, 0, 0]], dtype=torch.int32),  # any non-zero executes
+    "none executes": torch.zeros(2, 5, dtype=torch.int32),
+    "all execute": torch.ones(3, 2, dtype=torch.int32),
+    "one sequence": torch.tensor([[0, 1, 1, 0, 1]], dtype=torch.int32),
+    "empty batch": torch.zeros(0, 4, dtype=torch.int32),
+    "random": (torch.rand(8, 33, generator=torch.Generator().manual_seed(0)) < 0.4).int(),
+}
+
+
+@pytest.mark.parametrize("mask", list(MASKS))
+def test_index_kernels_equal_the_bodies(kernels, mask):
+    for name in ("RouteIndex", "RouteSeqIndex"):
+        same(run_node(name, [MASKS[mask]], kernels), run_node(name, [MASKS[mask]]))
+
+
+# bfloat16: ONNX Runtime's CPU provider runs no bfloat16 bodies and Python feeds none; the kernels' bfloat16 paths are
+# the host implementations tests/test_plugin_kernels.py checks against the torch ops
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("mask", list(MASKS))
+def test_gather_and_scatter_kernels_equal_the_bodies(kernels, mask, dtype):
+    execute = MASKS[mask]
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(*execute.shape, 8, generator=gen).to(dtype)
+    index, _ = torch_ops.route_index(execute)
+    slots, _ = torch_ops.route_seq_index(execute)
+    for idx in (index, slots):  # flat [N] and per sequence [B, Tq] with -1 entries
+        rows = run_node("RouteGather", [x, idx], kernels)
+        same(rows, run_node("RouteGather", [x, idx]))
+        y = torch.randn(rows[0].shape, generator=gen).to(dtype)
+        same(run_node("RouteScatterAdd", [x, y, idx], kernels), run_node("RouteScatterAdd", [x, y, idx]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("shape", [(3, 9), (1, 1), (0, 4), (2, 0)])
+def test_decision_kernels_equal_the_bodies(kernels, dtype, shape):
+    gen = torch.Generator().manual_seed(2)
+    scores = torch.randn(*shape, 2, generator=gen).to(dtype)
+    valid = torch.ones(shape, dtype=torch.int32)
+    if shape[0] > 1:
+        valid[1, :4] = 0  # padding
+    same(run_node("RouteArgmax", [scores], kernels), run_node("RouteArgmax", [scores]))
+    one = scores[..., :1].contiguous()
+    # ONNX Runtime's Sigmoid is vectorized: the kernel's expf agrees to rounding
+    same(run_node("RouteThreshold", [one], kernels, threshold=0.3), run_node("RouteThreshold", [one], threshold=0.3),
+         exact=False)
+    for capacity in (0.25, 0.5, 1.0):
+        got = run_node("RouteTopK", [one, valid], kernels, capacity=capacity)
+        if shape[1] == 0:  # no token: the body's GatherElements has no k-th score to read (graphs never ask)
+            assert got[0].shape == shape and got[0].dtype == np.float32
+            continue
+        same(got, run_node("RouteTopK", [one, valid], capacity=capacity))
+
+
+def test_kernels_refuse_what_the_ops_do_not_take(kernels):
+    """An attribute outside the op's range fails the session, naming the op; an index entry outside x's rows
+    fails the run instead of reading out of bounds."""
+    scores = torch.randn(2, 3, 1)
+    with pytest.raises(Exception, match=r"RouteTopK: attribute 'capacity' = 1\.5.* is out of range"):
+        run_node("RouteTopK", [scores, torch.ones(2, 3, dtype=torch.int32)], kernels, capacity=1.5)
+    x = torch.randn(4, 8)
+    with pytest.raises(Exception, match=r"RouteGather: index entry 4 is outside \[-1, 4\)"):
+        run_node("RouteGather", [x, torch.tensor([0, 4])], kernels)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("strategy", ["compact", "masked"])
+@pytest.mark.parametrize("name", ["informed", "skipgpt", "router_tuning", "mod"])
+def test_parity_with_the_kernels_and_with_the_bodies(name, strategy, dtype, exported, use_kernels):
+    from irexport.checkpoints import load_model
+    from irexport.parity.check import parity, sample_inputs
+    from irexport.reference import DTYPES
+
+    out, model_dir = exported(name, strategy, dtype)
+    model = load_model(model_dir, DTYPES[dtype])
+    feed = sample_inputs(model.config.vocab_size, 2, 12, 0)
+    for routing_ops in ("kernels", "bodies"):
+        report = parity(out, model, feed, new_tokens=3, routing_ops=routing_ops)
+        assert report["passed"], (routing_ops, report["results"]["onnxrt"])
+        assert report["results"]["onnxrt"]["routing_ops"] == routing_ops
+
+
+def test_sessions_use_the_kernels_when_built(exported, use_kernels, monkeypatch, cli):
+    from irexport.generate import OnnxGenerator
+
+    out, _ = exported("informed", "compact")
+    assert OnnxGenerator(out).routing_ops == "kernels"  # auto, on the CPU
+    assert OnnxGenerator(out, routing_ops="bodies").routing_ops == "bodies"
+    ids = np.array([[1, 2, 3]], np.int64)
+    tokens = {ops: OnnxGenerator(out, routing_ops=ops).greedy(ids, np.ones_like(ids), 4) for ops in ("kernels", "bodies")}
+    assert np.array_equal(tokens["kernels"], tokens["bodies"])
+    monkeypatch.delenv("IREXPORT_ONNXRT_KERNELS")
+    monkeypatch.setattr("irexport.onnxrt_kernels.REPO_BUILD", Path("/nonexistent") / "libirexport_onnxrt.so")
+    assert OnnxGenerator(out).routing_ops == "bodies"  # not built: the bodies run, and parity says so
+    code, _, stderr = cli("generate", out, "--input-ids", write_ids(out.parent, ids), "--routing-ops", "kernels")
+    last = stderr.strip().splitlines()[-1]  # (the lines before: the fixture's export)
+    assert code == 2 and last.startswith("irexport: error:") and "kernels are not built" in last and "plugins build" in last
+
+
+def write_ids(where: Path, ids) -> Path:
+    path = where / "ids.npy"
+    np.save(path, ids)
+    return path
+
+
+def test_ort_library_path(use_kernels, monkeypatch, tmp_path):
+    import irexport
+
+    assert irexport.ort_library_path() == str(use_kernels.resolve())
+    monkeypatch.setenv("IREXPORT_ONNXRT_KERNELS", str(tmp_path / "missing.so"))
+    with pytest.raises(IrexportError, match="names no file"):
+        irexport.ort_library_path()
+
+
+def test_a_library_for_a_newer_onnx_runtime_is_refused(tmp_path):
+    """Built against the C API of a newer ONNX Runtime than the installed one: one line, before ONNX Runtime
+    is asked to load it."""
+    from irexport.onnxrt_kernels import check_library
+
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    source = tmp_path / "newer.c"
+    source.write_text("unsigned irexportOrtApiVersion(void) { return 99; }\n")
+    library = tmp_path / "libnewer.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    with pytest.raises(IrexportError, match=r"built for ONNX Runtime >= 1\.99 \(C API 99\)"):
+        check_library(library)
+    with pytest.raises(IrexportError, match="not irexport's ONNX Runtime kernels"):
+        check_library(Path(torch.__file__).parent / "lib" / "libc10.so")
+
+
+def test_the_kernels_build_without_cuda_or_tensorrt(kernels):
+    """Self-contained: ONNX Runtime's API is what it is handed at registration; it links no onnxruntime."""
+    symbols = subprocess.run(["nm", "-D", "--defined-only", str(kernels)], capture_output=True, text=True).stdout
+    assert {line.split()[-1] for line in symbols.splitlines() if " T " in line} == {"RegisterCustomOps",
+                                                                                   "irexportOrtApiVersion"}
+    assert "onnxruntime" not in subprocess.run(["readelf", "-d", str(kernels)], capture_output=True, text=True).stdout
