@@ -11,6 +11,7 @@ Every irexport session uses the kernels when the library is built and the sessio
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from .errors import IrexportError
@@ -68,12 +69,21 @@ def check_library(path: Path) -> None:
 
 def register(options, routing_ops: str, providers) -> str:
     """Register the kernels on ``options`` as ``routing_ops`` asks; returns what the routing nodes will run:
-    "kernels" or "bodies". The kernels are CPU kernels: "auto" leaves sessions on a GPU to the bodies."""
+    "kernels" or "bodies". The kernels are CPU kernels: "auto" leaves sessions on a GPU to the bodies, and
+    falls back to them, saying why in one line, when the library cannot serve this ONNX Runtime."""
     if routing_ops not in ROUTING_OPS:
         raise IrexportError(f"routing ops {routing_ops!r}: one of {', '.join(ROUTING_OPS)}")
-    if routing_ops == "bodies":
+    if routing_ops == "bodies" or (routing_ops == "auto" and list(providers)[:1] != ["CPUExecutionProvider"]):
         return "bodies"
-    if routing_ops == "auto" and (find_library() is None or list(providers)[:1] != ["CPUExecutionProvider"]):
-        return "bodies"
-    options.register_custom_ops_library(ort_library_path())
+    if routing_ops == "auto":
+        try:
+            if find_library() is None:
+                return "bodies"
+            path = ort_library_path()
+        except IrexportError as e:
+            print(f"irexport: routing nodes run as function bodies: {e}", file=sys.stderr)
+            return "bodies"
+    else:
+        path = ort_library_path()
+    options.register_custom_ops_library(path)
     return "kernels"

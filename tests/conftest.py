@@ -160,6 +160,14 @@ def build_dir(exported, tmp_path):
     return engines, plugins, out
 
 
+@pytest.fixture(autouse=True)
+def no_onnxrt_kernels_unless_asked(monkeypatch):
+    """ONNX Runtime sessions run the function bodies unless a test builds and asks for irexport's kernels
+    (tests/test_onnxrt_kernels.py): a library left in the checkout's build/ must not change what tests run."""
+    monkeypatch.delenv("IREXPORT_ONNXRT_KERNELS", raising=False)
+    monkeypatch.setattr("irexport.onnxrt_kernels.REPO_BUILD", Path("/nonexistent/irexport/libirexport_onnxrt.so"))
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""

@@ -163,20 +163,80 @@ def test_parity_with_the_kernels_and_with_the_bodies(name, strategy, dtype, expo
 
 
 def test_sessions_use_the_kernels_when_built(exported, use_kernels, monkeypatch, cli):
+    import onnxruntime as ort
+
     from irexport.generate import OnnxGenerator
+    from irexport.onnxrt_kernels import register
 
     out, _ = exported("informed", "compact")
-    assert OnnxGenerator(out).routing_ops == "kernels"  # auto, on the CPU
-    assert OnnxGenerator(out, routing_ops="bodies").routing_ops == "bodies"
+    cpu = ["CPUExecutionProvider"]
+    assert OnnxGenerator(out, providers=cpu).routing_ops == "kernels"  # auto, on the CPU
+    assert register(ort.SessionOptions(), "auto", ["CUDAExecutionProvider", *cpu]) == "bodies"  # a GPU session: bodies
+    assert OnnxGenerator(out, providers=cpu, routing_ops="bodies").routing_ops == "bodies"
+    # what ONNX Runtime runs: the routing nodes stay (kernels) or are inlined away (bodies)
+    for ops, routing_nodes in (("kernels", True), ("bodies", False)):
+        assert (optimized_routing_nodes(out, ops) > 0) == routing_nodes, ops
     ids = np.array([[1, 2, 3]], np.int64)
-    tokens = {ops: OnnxGenerator(out, routing_ops=ops).greedy(ids, np.ones_like(ids), 4) for ops in ("kernels", "bodies")}
+    tokens = {ops: OnnxGenerator(out, providers=cpu, routing_ops=ops).greedy(ids, np.ones_like(ids), 4)
+              for ops in ("kernels", "bodies")}
     assert np.array_equal(tokens["kernels"], tokens["bodies"])
     monkeypatch.delenv("IREXPORT_ONNXRT_KERNELS")
-    monkeypatch.setattr("irexport.onnxrt_kernels.REPO_BUILD", Path("/nonexistent") / "libirexport_onnxrt.so")
-    assert OnnxGenerator(out).routing_ops == "bodies"  # not built: the bodies run, and parity says so
+    assert OnnxGenerator(out, providers=cpu).routing_ops == "bodies"  # not built: the bodies run, and parity says so
     code, _, stderr = cli("generate", out, "--input-ids", write_ids(out.parent, ids), "--routing-ops", "kernels")
     last = stderr.strip().splitlines()[-1]  # (the lines before: the fixture's export)
     assert code == 2 and last.startswith("irexport: error:") and "kernels are not built" in last and "plugins build" in last
+
+
+def optimized_routing_nodes(export: Path, routing_ops: str) -> int:
+    """irexport-domain nodes in the graph ONNX Runtime runs (after its optimizations and inlining)."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from irexport.onnxrt_kernels import register
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        register(options, routing_ops, ["CPUExecutionProvider"])
+        ort.InferenceSession(str(export / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath, load_external_data=False).graph
+        return sum(n.domain == DOMAIN for n in graph.node)
+
+
+def test_auto_falls_back_to_the_bodies_in_one_line(use_kernels, monkeypatch, capsys):
+    """A library this ONNX Runtime cannot load (here: one naming no file) leaves auto on the bodies, saying why;
+    asking for the kernels is an error."""
+    import onnxruntime as ort
+
+    from irexport.onnxrt_kernels import register
+
+    monkeypatch.setenv("IREXPORT_ONNXRT_KERNELS", "/nonexistent/libirexport_onnxrt.so")
+    assert register(ort.SessionOptions(), "auto", ["CPUExecutionProvider"]) == "bodies"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run as function bodies" in err and "names no file" in err
+    with pytest.raises(IrexportError, match="names no file"):
+        register(ort.SessionOptions(), "kernels", ["CPUExecutionProvider"])
+
+
+def test_a_node_of_another_op_version_is_refused(kernels):
+    """The kernels implement each op's current version (spec.py); a node of another one fails the session."""
+    import onnxruntime as ort
+
+    model = onnx.load_from_string(node_model("RouteIndex", [MASKS["mixed"]]))
+    next(a for a in model.graph.node[0].attribute if a.name == "plugin_version").s = b"1"
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(str(kernels))
+    with pytest.raises(Exception, match=r"RouteIndex: plugin_version '1' is not 2"):
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def test_argmax_takes_two_scores_and_topk_ranks_a_nan_last(kernels):
+    with pytest.raises(Exception, match=r"RouteArgmax: scores must be a float tensor \[B, T, 2\]"):
+        run_node("RouteArgmax", [torch.randn(1, 3, 3)], kernels)
+    scores = torch.tensor([[[-1.0], [float("nan")], [1.0], [0.0]]])
+    (margin,) = run_node("RouteTopK", [scores, torch.ones(1, 4, dtype=torch.int32)], kernels, capacity=0.5)
+    assert np.isnan(margin[0, 1]) and np.isfinite(np.delete(margin[0], 1)).all() and (margin[0, 2] >= 0)
 
 
 def write_ids(where: Path, ids) -> Path:

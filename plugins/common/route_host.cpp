@@ -112,7 +112,8 @@ void topk(DecideParams const& p)
         {
             bool ok = p.valid[int64_t(b) * p.seq + t] != 0;
             valid += ok;
-            ranked[t] = ok ? load(p.scores, (int64_t(b) * p.seq + t) * p.channels, p.dtype) : negInf;
+            float const score = ok ? load(p.scores, (int64_t(b) * p.seq + t) * p.channels, p.dtype) : negInf;
+            ranked[t] = std::isnan(score) ? negInf : score; // a NaN ranks last: std::sort needs a strict weak order
         }
         std::sort(ranked.begin(), ranked.end(), [](float a, float c) { return a > c; });
         int32_t k = topkCount(valid, p.capacity);

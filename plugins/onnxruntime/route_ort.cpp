@@ -9,8 +9,10 @@
 // and newer ones (irexportOrtApiVersion says which API version it was built for).
 #include <onnxruntime_c_api.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -136,8 +138,10 @@ struct Kernel
         Tensor scores, valid;
         IRX_RETURN_IF_ERROR(readInput(context, 0, scores));
         DecideParams p{};
-        if (scores.shape.size() != 3 || !floatDtype(scores.type, p.dtype) || scores.shape[2] < (op == Op::kArgmax ? 2 : 1))
-            return fail(info(), "scores must be a float tensor [B, T, C]");
+        bool const channels = op == Op::kArgmax ? scores.shape.size() == 3 && scores.shape[2] == 2
+                                                : scores.shape.size() == 3 && scores.shape[2] >= 1;
+        if (!channels || !floatDtype(scores.type, p.dtype))
+            return fail(info(), op == Op::kArgmax ? "scores must be a float tensor [B, T, 2]" : "scores must be a float tensor [B, T, C]");
         if (op == Op::kTopK)
         {
             IRX_RETURN_IF_ERROR(readInput(context, 1, valid));
@@ -279,29 +283,104 @@ struct RouteCustomOp : OrtCustomOp
         GetStartVersion = [](OrtCustomOp const*) { return 1; };
         GetEndVersion = [](OrtCustomOp const*) { return 1; };
         CreateKernelV2 = [](OrtCustomOp const* self, OrtApi const*, OrtKernelInfo const* info, void** kernel) -> OrtStatus* {
-            Op const which = of(self);
-            OpInfo const& op = kOps[size_t(which)];
-            float value = 0.f;
-            if (op.field)
+            try
             {
-                IRX_RETURN_IF_ERROR(gApi->KernelInfoGetAttribute_float(info, op.field, &value));
-                bool const inRange = (op.lowExclusive ? value > op.low : value >= op.low) && value <= op.high;
-                if (!inRange)
-                    return fail(op, std::string("attribute '") + op.field + "' = " + std::to_string(value) + " is out of range");
+                return createKernel(of(self), info, kernel);
             }
-            *kernel = new Kernel{which, value};
-            return nullptr;
+            catch (std::exception const& e)
+            {
+                return gApi->CreateStatus(ORT_FAIL, e.what());
+            }
         };
         KernelComputeV2 = [](void* kernel, OrtKernelContext* context) -> OrtStatus* {
-            return static_cast<Kernel const*>(kernel)->compute(context);
+            try
+            {
+                return static_cast<Kernel const*>(kernel)->compute(context);
+            }
+            catch (std::exception const& e) // bad_alloc from a shape vector, a message
+            {
+                return gApi->CreateStatus(ORT_FAIL, e.what());
+            }
         };
         KernelDestroy = [](void* kernel) { delete static_cast<Kernel*>(kernel); };
-        if (which == Op::kScatterAdd) // two float inputs: ONNX Runtime needs told that the output is x's type and shape
+        if (which == Op::kScatterAdd) // two float inputs: ONNX Runtime needs told that the output is x's type
             InferOutputShapeFn = [](OrtCustomOp const*, OrtShapeInferContext* context) -> OrtStatus* {
-                OrtTensorTypeAndShapeInfo* x = nullptr; // the context's own: not released here
-                IRX_RETURN_IF_ERROR(gApi->ShapeInferContext_GetInputTypeShape(context, 0, &x));
-                return gApi->ShapeInferContext_SetOutputTypeShape(context, 0, x);
+                try
+                {
+                    return outputLikeX(context);
+                }
+                catch (std::exception const& e)
+                {
+                    return gApi->CreateStatus(ORT_FAIL, e.what());
+                }
             };
+    }
+
+    // The node's plugin_version must be the op's version here: a node of another version of the op has another
+    // contract (RouteIndex v1 wrote [B, Tq]), so it fails the session rather than run this one.
+    static OrtStatus* createKernel(Op which, OrtKernelInfo const* info, void** kernel)
+    {
+        OpInfo const& op = kOps[size_t(which)];
+        size_t size = 0;
+        if (OrtStatus* missing = gApi->KernelInfoGetAttribute_string(info, "plugin_version", nullptr, &size))
+        {
+            gApi->ReleaseStatus(missing);
+            return fail(op, std::string("the node has no plugin_version (irexport exports carry ") + op.version + ")");
+        }
+        std::string version(size, '\0');
+        IRX_RETURN_IF_ERROR(gApi->KernelInfoGetAttribute_string(info, "plugin_version", version.data(), &size));
+        version.resize(size > 0 ? size - 1 : 0); // the size counts the terminating null
+        if (version != op.version)
+            return fail(op, "plugin_version '" + version + "' is not " + op.version + ", the version these kernels implement "
+                            "(re-export with this irexport, or rebuild the kernels)");
+        float value = 0.f;
+        if (op.field)
+        {
+            IRX_RETURN_IF_ERROR(gApi->KernelInfoGetAttribute_float(info, op.field, &value));
+            bool const inRange = (op.lowExclusive ? value > op.low : value >= op.low) && value <= op.high;
+            if (!inRange)
+                return fail(op, std::string("attribute '") + op.field + "' = " + std::to_string(value) + " is out of range");
+        }
+        *kernel = new Kernel{which, value};
+        return nullptr;
+    }
+
+    // The output is x's type and shape. A dimension nobody named reads back as -1, which ONNX Runtime would take
+    // for a value: each gets a name of its own. An unknown rank reads back as rank 0 (and x is never 0-d): then
+    // nothing is said, since even a type alone would declare a 0-d output.
+    static OrtStatus* outputLikeX(OrtShapeInferContext* context)
+    {
+        OrtTensorTypeAndShapeInfo* x = nullptr; // the context's own: not released here
+        IRX_RETURN_IF_ERROR(gApi->ShapeInferContext_GetInputTypeShape(context, 0, &x));
+        ONNXTensorElementDataType type{};
+        size_t rank = 0;
+        IRX_RETURN_IF_ERROR(gApi->GetTensorElementType(x, &type));
+        IRX_RETURN_IF_ERROR(gApi->GetDimensionsCount(x, &rank));
+        if (rank == 0)
+            return nullptr;
+        std::vector<int64_t> dims(rank);
+        std::vector<char const*> names(rank, "");
+        IRX_RETURN_IF_ERROR(gApi->GetDimensions(x, dims.data(), rank));
+        IRX_RETURN_IF_ERROR(gApi->GetSymbolicDimensions(x, names.data(), rank));
+        static std::atomic<uint64_t> unnamed{0};
+        std::vector<std::string> own(rank);
+        for (size_t i = 0; i < rank; ++i)
+            if (dims[i] < 0 && (!names[i] || !*names[i]))
+            {
+                own[i] = "irexport_scatter_add_" + std::to_string(unnamed++);
+                names[i] = own[i].c_str();
+            }
+        OrtTensorTypeAndShapeInfo* out = nullptr;
+        IRX_RETURN_IF_ERROR(gApi->CreateTensorTypeAndShapeInfo(&out));
+        OrtStatus* status = gApi->SetTensorElementType(out, type);
+        if (!status)
+            status = gApi->SetDimensions(out, dims.data(), rank);
+        if (!status)
+            status = gApi->SetSymbolicDimensions(out, names.data(), rank);
+        if (!status)
+            status = gApi->ShapeInferContext_SetOutputTypeShape(context, 0, out);
+        gApi->ReleaseTensorTypeAndShapeInfo(out);
+        return status;
     }
 
     static Op of(OrtCustomOp const* self) { return static_cast<RouteCustomOp const*>(self)->op; }
@@ -335,11 +414,11 @@ IRX_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options,
     if (!api) // an ONNX Runtime older than the headers: report through its oldest API (CreateStatus never moved)
         return apiBase->GetApi(1)->CreateStatus(ORT_FAIL, ("irexport's kernels were built for ONNX Runtime API " +
             std::to_string(ORT_API_VERSION) + ", newer than this ONNX Runtime").c_str());
-    gApi = api;
-    // a domain lives as long as the sessions that use it: kept for the process
+    // a domain lives as long as the sessions that use it: kept for the process (as ONNX Runtime's own test library)
     static std::mutex lock;
     static std::vector<OrtCustomOpDomain*> domains;
     std::lock_guard<std::mutex> guard(lock);
+    gApi = api; // the same table for every registration of one ONNX Runtime
     OrtCustomOpDomain* domain = nullptr;
     IRX_RETURN_IF_ERROR(api->CreateCustomOpDomain(irexport::ops::kDomain, &domain));
     domains.push_back(domain);
