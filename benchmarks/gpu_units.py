@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-D, I, H, HKV, HD = 4096, 14336, 32, 8, 128  # Llama-3-8B
+D, I, H, HKV, HD = 4096, 14336, 32, 8, 128  # noqa: E741 - Llama-3-8B; I: the MLP's size
 TOKENS = (1, 8, 64, 512, 2048, 8192)
 FRACTIONS = (0.25, 0.5, 0.75)
 BF16 = 7  # the kernels' dtype code (TensorRT's DataType numbering)
@@ -205,8 +205,8 @@ def main():
     except ImportError:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, unit in zip(axes, ("mlp", "attention")):
-        for fraction, color in zip(FRACTIONS, ("C0", "C1", "C2")):
+    for ax, unit in zip(axes, ("mlp", "attention"), strict=False):
+        for fraction, color in zip(FRACTIONS, ("C0", "C1", "C2"), strict=False):
             mine = [r for r in rows if r["unit"] == unit and r["fraction"] == fraction]
             ax.plot([r["tokens"] for r in mine], [r["speedup"] for r in mine], "o-", color=color, label=f"executed {fraction}")
             ax.plot([r["tokens"] for r in mine], [r["ideal_speedup"] for r in mine], "--", color=color)

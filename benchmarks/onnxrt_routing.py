@@ -48,13 +48,12 @@ import onnxruntime as ort
 import torch
 
 from irexport.errors import IrexportError
-from irexport.onnxrt_kernels import ort_library_path
-
 from irexport.export.manifest import past_names
 from irexport.export.onnx_export import export_graph
-from irexport.models.random_init import calibrate, calibration_ids, make_random_model
 from irexport.models.config import UNITS
+from irexport.models.random_init import calibrate, calibration_ids, make_random_model
 from irexport.models.stats import decode_bytes, executed_fraction, flops
+from irexport.onnxrt_kernels import ort_library_path
 
 RESULTS = Path(__file__).with_name("results")
 VARIANTS = ("dense", "masked", "compact", "kernels")  # kernels: the compact graph with irexport's ONNX Runtime kernels
@@ -230,7 +229,7 @@ def measure_group(args, family, fraction, dense, all_regimes, workdir):
         times = time_interleaved(variants, regime["feed"], args.repeats)
         decisions = sessions["kernels"].run(["decisions"], regime["feed"])[0]
         ms = {v: statistics.median(t) * 1e3 for v, t in times.items()}
-        speed = {v: statistics.median(d / r for d, r in zip(times["dense"], times[v])) for v in VARIANTS[1:]}
+        speed = {v: statistics.median(d / r for d, r in zip(times["dense"], times[v], strict=False)) for v in VARIANTS[1:]}
         row = {"regime": regime["name"], "phase": regime["phase"], "batch": regime["batch"], "tokens": regime["tokens"],
                "past": regime["past"], "family": family, "calibrated_fraction": fraction,
                **ideals(model, regime, decisions), **{f"{v}_ms": ms[v] for v in VARIANTS},
@@ -253,7 +252,7 @@ def plot(result, path: Path):
     cols = 4
     fig, axes = plt.subplots((len(names) + cols - 1) // cols, cols, figsize=(4 * cols, 3.2 * ((len(names) + cols - 1) // cols)),
                              squeeze=False)
-    for ax, name in zip(axes.flat, names):
+    for ax, name in zip(axes.flat, names, strict=False):
         for family, marker in (("informed", "o"), ("mod", "s")):
             rows = sorted((r for r in result["rows"] if r["regime"] == name and r["family"] == family),
                           key=lambda r: r["executed_fraction"])

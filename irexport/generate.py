@@ -17,7 +17,7 @@ def cache_feed(outputs: dict, layers: int) -> dict:
     (numpy arrays or torch tensors alike)."""
     from .export.manifest import past_names, present_names
 
-    return {past: outputs[present] for past, present in zip(past_names(layers), present_names(layers))}
+    return {past: outputs[present] for past, present in zip(past_names(layers), present_names(layers), strict=False)}
 
 
 def empty_cache(manifest: dict, batch: int) -> dict:
@@ -89,7 +89,7 @@ class OnnxGenerator:
         self.names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feed: dict) -> dict:
-        return dict(zip(self.names, self.session.run(None, feed)))
+        return dict(zip(self.names, self.session.run(None, feed), strict=False))
 
     def greedy(self, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int) -> np.ndarray:
         feed = prefill_feed(self.manifest, {"input_ids": input_ids, "attention_mask": attention_mask})

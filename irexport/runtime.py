@@ -13,8 +13,9 @@ The engine is deserialized once (one copy of the weights on the GPU); each phase
 context of its own, bound to that phase's optimization profile (prefill: an empty cache, decode).
 Everything that can be checked without a GPU is checked first, against the build record
 (``build_report.json``): the engine file's size and hash (a truncated or swapped file), the target
-(TensorRT or TensorRT-RTX, whichever built it) and its version, the plugin library (present, and the one the engine was built with), and every input's name,
-dtype, rank and range of the phase's profile. Each failure is one ``IrexportError`` line.
+(TensorRT or TensorRT-RTX, whichever built it) and its version, the plugin library (present, and the one
+the engine was built with), and every input's name, dtype, rank and range of the phase's profile. Each
+failure is one ``IrexportError`` line.
 numpy has no bfloat16: bfloat16 tensors are fed as and returned as float32 to numpy users.
 """
 
@@ -163,7 +164,7 @@ def check_feed(inputs: dict, feed: dict, where: str) -> None:
         shape = tuple(value.shape)
         if len(shape) != len(spec["min"]):
             raise IrexportError(f"{where}: input {name} has shape {list(shape)}, the engine takes rank {len(spec['min'])}")
-        outside = [(axis, lo, hi) for axis, (s, lo, hi) in enumerate(zip(shape, spec["min"], spec["max"]))
+        outside = [(axis, lo, hi) for axis, (s, lo, hi) in enumerate(zip(shape, spec["min"], spec["max"], strict=False))
                    if not lo <= s <= hi]
         if outside:
             # a phase fixes an axis other than the batch (prefill: the cache's length, decode: the new tokens)

@@ -19,6 +19,7 @@ import reprlib
 
 from .errors import IrexportError
 
+
 class _ShortRepr(reprlib.Repr):
     def repr_int(self, x, level):
         # repr() of an int past 4300 digits raises (e.g. a YAML hex literal, which PyYAML reads unbounded)
@@ -192,7 +193,7 @@ class Tuple(Spec):
     def check(self, value, key, where):
         if not isinstance(value, list) or len(value) != len(self.items):
             self.fail(value, key, where)
-        return [spec.check(v, f"{key}[{i}]", where) for i, (spec, v) in enumerate(zip(self.items, value))]
+        return [spec.check(v, f"{key}[{i}]", where) for i, (spec, v) in enumerate(zip(self.items, value, strict=False))]
 
 
 class _Mapping(Spec):

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import EXPORT_LAYERS
+
 from irexport.checkpoints import load_model
 from irexport.errors import IrexportError
 from irexport.parity.check import parity, sample_inputs
@@ -107,9 +107,8 @@ def test_tensorrt_parity(engines, exported, name, strategy, dtype):
 
 @pytest.mark.tensorrt
 def test_runtime_runs_numpy_and_torch_alike_and_refuses_bad_shapes(engines):
-    from irexport.runtime import Engine
-
     from irexport.generate import cache_feed
+    from irexport.runtime import Engine
 
     engine = Engine(engines())
     feed = sample_inputs(257, batch=2, seq=12, seed=4)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import tiny
+
 from irexport.checkpoints import save_model
 from irexport.models.random_init import byte_tokenizer
 

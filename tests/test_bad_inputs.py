@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import research_state_dict, tiny
 from safetensors.torch import load_file, save_file
 
-from conftest import research_state_dict, tiny
 from irexport.checkpoints import save_model
 
 
@@ -207,7 +207,8 @@ def test_init_rejects_an_odd_head_size(tmp_path, cli):
 
 
 def test_outputs_get_the_modes_the_umask_gives(tmp_path, cli):
-    """Every output file (safetensors and the export's weights.data included) gets the mode a plain create gives under the user's umask, so a service account can read them."""
+    """Every output file (safetensors and the export's weights.data included) gets the mode a plain create gives
+    under the user's umask, so a service account can read them."""
     np.save(tmp_path / "ids.npy", np.arange(6).reshape(2, 3))
     model, export, run = tmp_path / "model", tmp_path / "export", tmp_path / "run"
     umask = os.umask(0o027)

@@ -9,12 +9,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from conftest import PROFILE, recipe
+
 from irexport.engine.build import check_builder_version, classify_routing_nodes, routing_nodes
-from irexport.engine.targets import TARGETS, require_target
 from irexport.engine.profiles import check_precision, input_shapes
 from irexport.engine.recipe import load_recipe
+from irexport.engine.targets import TARGETS, require_target
 from irexport.errors import IrexportError
 from irexport.export.manifest import load_manifest
 from irexport.parity.matrix import regressions
@@ -211,7 +211,8 @@ def test_feed_is_checked_against_the_profile(build_dir):
         ({**feed, "position_ids": feed["input_ids"]}, "unknown input 'position_ids'"),
         ({**feed, "input_ids": feed["input_ids"].astype(np.int32)}, "input_ids is int32, the engine takes int64"),
         ({**feed, "input_ids": np.zeros(2, np.int64)}, "takes rank 2"),
-        ({**feed, "attention_mask": np.ones((2, 300), np.int64)}, r"\[2, 300\], outside the engine's profile \[1, 2\] .. \[4, 257\] \(rebuild with a wider recipe"),
+        ({**feed, "attention_mask": np.ones((2, 300), np.int64)},
+         r"\[2, 300\], outside the engine's profile \[1, 2\] .. \[4, 257\] \(rebuild with a wider recipe"),
         ({**feed, "input_ids": np.zeros((5, 1), np.int64)}, "outside the engine's profile"),
     ]
     for bad, message in cases:

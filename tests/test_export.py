@@ -7,12 +7,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from conftest import EXPORT_LAYERS as LAYERS
 from conftest import FAMILY_SETTINGS
+
 from irexport.checkpoints import load_model
-from irexport.filehash import sha256
 from irexport.export.onnx_export import checkpoint_hash
+from irexport.filehash import sha256
 from irexport.ops import OPS
 from irexport.parity.check import parity, sample_inputs
 

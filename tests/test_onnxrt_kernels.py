@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from conftest import cmake_build
+
 from irexport.errors import IrexportError
 from irexport.ops import torch_ops
 from irexport.ops.onnx_functions import function_proto
@@ -50,7 +50,7 @@ def node_model(name, inputs, **attrs) -> bytes:
                                  **attrs, **spec.node_attributes)
     graph = onnx.helper.make_graph(
         [node], "node",
-        [onnx.helper.make_tensor_value_info(p.name, ONNX_TYPES[t.dtype], None) for p, t in zip(spec.inputs, inputs)],
+        [onnx.helper.make_tensor_value_info(p.name, ONNX_TYPES[t.dtype], None) for p, t in zip(spec.inputs, inputs, strict=False)],
         [onnx.ValueInfoProto(name=p.name) for p in spec.outputs])
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
                                                          onnx.helper.make_opsetid(DOMAIN, DOMAIN_OPSET)],
@@ -66,13 +66,13 @@ def run_node(name, inputs, library=None, **attrs):
     if library is not None:
         options.register_custom_ops_library(str(library))
     session = ort.InferenceSession(node_model(name, inputs, **attrs), options, providers=["CPUExecutionProvider"])
-    feed = {p.name: t.numpy() for p, t in zip(OPS[name].inputs, inputs)}
+    feed = {p.name: t.numpy() for p, t in zip(OPS[name].inputs, inputs, strict=False)}
     return session.run(None, feed)
 
 
 def same(kernel, body, exact=True):
     assert len(kernel) == len(body)
-    for k, b in zip(kernel, body):
+    for k, b in zip(kernel, body, strict=False):
         assert k.dtype == b.dtype and k.shape == b.shape, (k.dtype, b.dtype, k.shape, b.shape)
         if exact:
             assert np.array_equal(k, b), (k, b)

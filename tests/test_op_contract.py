@@ -7,8 +7,7 @@ import onnx
 import pytest
 import torch
 
-from irexport.ops import DOMAIN, DOMAIN_OPSET, OPS
-from irexport.ops import torch_ops
+from irexport.ops import DOMAIN, DOMAIN_OPSET, OPS, torch_ops
 from irexport.ops.onnx_functions import function_proto
 
 
@@ -73,13 +72,13 @@ def _run_body(name, inputs, **attrs):
                                  **attrs)
     graph = onnx.helper.make_graph(
         [node], "body",
-        [onnx.helper.make_tensor_value_info(p.name, dtype[t.dtype], None) for p, t in zip(spec.inputs, inputs)],
+        [onnx.helper.make_tensor_value_info(p.name, dtype[t.dtype], None) for p, t in zip(spec.inputs, inputs, strict=False)],
         [onnx.ValueInfoProto(name=p.name) for p in spec.outputs])
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
                                                          onnx.helper.make_opsetid(DOMAIN, DOMAIN_OPSET)],
                                    functions=[function_proto(spec, 18)])
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return [torch.from_numpy(o) for o in session.run(None, {p.name: t.numpy() for p, t in zip(spec.inputs, inputs)})]
+    return [torch.from_numpy(o) for o in session.run(None, {p.name: t.numpy() for p, t in zip(spec.inputs, inputs, strict=False)})]
 
 
 MASKS = {
@@ -96,7 +95,7 @@ def test_index_bodies_match_the_torch_ops(mask):
     execute = MASKS[mask]
     for name, torch_op in (("RouteIndex", torch_ops.route_index), ("RouteSeqIndex", torch_ops.route_seq_index)):
         got, want = _run_body(name, [execute]), torch_op(execute)
-        for g, w in zip(got, want):
+        for g, w in zip(got, want, strict=False):
             assert g.dtype == w.dtype and g.shape == w.shape and torch.equal(g, w), (name, g, w)
 
 

@@ -15,8 +15,8 @@ import textwrap
 import onnx
 import pytest
 import torch
-
 from conftest import FAMILY_SETTINGS, tensorrt_headers
+
 from irexport.engine.loading import check_plugin_major, plugin_tensorrt_major
 from irexport.engine.targets import RTX_PLUGIN_HEADERS, TARGETS
 from irexport.errors import IrexportError
@@ -303,7 +303,7 @@ def test_enqueue_matches_the_torch_ops(plugin_build, every_export, tmp_path):
         inputs = case_inputs(case, seed=i)
         feeds.append(inputs)
         (data / f"case{i}.inputs").write_text("".join(
-            f"{dtype}\t{','.join(map(str, x.shape))}\n" for (dtype, _), x in zip(case["inputs"], inputs)))
+            f"{dtype}\t{','.join(map(str, x.shape))}\n" for (dtype, _), x in zip(case["inputs"], inputs, strict=False)))
         for k, x in enumerate(inputs):
             (data / f"case{i}.in{k}.bin").write_bytes(raw(x))
     command = [str(plugin_build / "irexport-plugin-harness"), "enqueue", str(plugin_build / "libirexport_plugins.so"),
@@ -312,14 +312,14 @@ def test_enqueue_matches_the_torch_ops(plugin_build, every_export, tmp_path):
         command = ["compute-sanitizer", "--tool", "memcheck", "--error-exitcode", "9", *command]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    for i, (case, inputs) in enumerate(zip(cases, feeds)):
+    for i, (case, inputs) in enumerate(zip(cases, feeds, strict=False)):
         listing = [line.split("\t") for line in (data / f"case{i}.outputs").read_text().splitlines()]
         outputs = [read_raw(data / f"case{i}.out{j}.bin", TORCH_TYPES[dtype]) for j, (dtype, _) in enumerate(listing)]
         expected = expected_outputs(case, inputs)
         if OPS[case["op"]].data_dependent_shape:  # buffers at the upper bound; the size tensor says how much is the output
             assert outputs[1].item() == expected[1].item(), case
             outputs, expected = [outputs[0][: expected[0].numel()]], expected[:1]
-        for got, want in zip(outputs, expected):
+        for got, want in zip(outputs, expected, strict=False):
             got = got.view(want.shape)
             if case["op"] == "RouteThreshold":  # expf on the device
                 assert torch.allclose(got, want, atol=1e-6), case

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 import torch
+from conftest import cmake_build
 
-from conftest import PLUGINS, cmake_build
 from irexport.ops import torch_ops
 
 DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 7}  # TensorRT DataType numbering

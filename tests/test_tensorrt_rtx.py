@@ -18,8 +18,8 @@ import sys
 import numpy as np
 import onnx
 import pytest
-
 from conftest import PROFILE
+
 from irexport.engine.build import REPORT
 from irexport.ops.spec import DOMAIN
 

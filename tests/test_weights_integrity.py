@@ -10,8 +10,8 @@ import shutil
 import time
 
 import pytest
-
 from conftest import EXPORT_LAYERS, tiny
+
 from irexport import filehash
 from irexport.checkpoints import save_model
 from irexport.cli.main import main as cli_main

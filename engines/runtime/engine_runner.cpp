@@ -12,10 +12,8 @@
 using nvinfer1::DataType;
 using nvinfer1::Dims;
 
-namespace irexport
-{
-namespace
-{
+namespace irexport {
+namespace {
 
 struct EngineType
 {
@@ -26,12 +24,12 @@ struct EngineType
 };
 
 constexpr std::array<EngineType, 6> kEngineTypes{{
-    {DataType::kFLOAT, DType::kFloat32, 4, "float32"},
-    {DataType::kHALF, DType::kFloat16, 2, "float16"},
-    {DataType::kBF16, DType::kFloat32, 2, "bfloat16"},
-    {DataType::kINT32, DType::kInt32, 4, "int32"},
-    {DataType::kINT64, DType::kInt64, 8, "int64"},
-    {DataType::kBOOL, DType::kBool, 1, "bool"},
+        {DataType::kFLOAT, DType::kFloat32, 4, "float32"},
+        {DataType::kHALF, DType::kFloat16, 2, "float16"},
+        {DataType::kBF16, DType::kFloat32, 2, "bfloat16"},
+        {DataType::kINT32, DType::kInt32, 4, "int32"},
+        {DataType::kINT64, DType::kInt64, 8, "int64"},
+        {DataType::kBOOL, DType::kBool, 1, "bool"},
 }};
 
 EngineType const* engineType(DataType type)
@@ -63,10 +61,7 @@ struct StreamDestroy
 };
 using Stream = std::unique_ptr<CUstream_st, StreamDestroy>;
 
-std::vector<int64_t> toVector(Dims const& dims)
-{
-    return std::vector<int64_t>(dims.d, dims.d + std::max(dims.nbDims, 0));
-}
+std::vector<int64_t> toVector(Dims const& dims) { return std::vector<int64_t>(dims.d, dims.d + std::max(dims.nbDims, 0)); }
 
 Dims toDims(std::vector<int64_t> const& shape) // the caller checked the rank against the engine's
 {
@@ -84,8 +79,7 @@ std::vector<uint8_t> floatToBf16(std::vector<uint8_t> const& data)
     {
         uint32_t u;
         std::memcpy(&u, &data[4 * i], 4);
-        uint16_t const h = (u & 0x7FFFFFFFu) > 0x7F800000u ? uint16_t((u >> 16) | 0x40u)
-                                                             : uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+        uint16_t const h = (u & 0x7FFFFFFFu) > 0x7F800000u ? uint16_t((u >> 16) | 0x40u) : uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
         std::memcpy(&out[2 * i], &h, 2);
     }
     return out;
@@ -121,8 +115,8 @@ class OutputAllocator : public nvinfer1::IOutputAllocator
 public:
     explicit OutputAllocator(Dims const& shape) : mShape(shape) {}
 
-    void* reallocateOutputAsync(char const* name, void* /*current*/, uint64_t size, uint64_t alignment,
-        cudaStream_t /*stream*/) noexcept override
+    void* reallocateOutputAsync(
+            char const* name, void* /*current*/, uint64_t size, uint64_t alignment, cudaStream_t /*stream*/) noexcept override
     {
         // TensorRT asks for a positive size even for an empty output; 1 byte at least anyway, since returning
         // nullptr means failure and cudaMalloc(0) may give it.
@@ -165,10 +159,7 @@ private:
 
 } // namespace
 
-void DeviceFree::operator()(void* p) const noexcept
-{
-    cudaFree(p);
-}
+void DeviceFree::operator()(void* p) const noexcept { cudaFree(p); }
 
 void Logger::log(Severity severity, char const* msg) noexcept
 {
@@ -196,11 +187,11 @@ static void checkPluginMajor(std::string const& lib)
     int32_t const built = major ? major() : NV_TENSORRT_MAJOR;
     if (built != NV_TENSORRT_MAJOR)
         throw InputError(lib + ": built for TensorRT " + std::to_string(built) + ", this runtime is TensorRT " +
-            std::to_string(NV_TENSORRT_MAJOR) + " (rebuild it against this TensorRT)");
+                         std::to_string(NV_TENSORRT_MAJOR) + " (rebuild it against this TensorRT)");
 }
 
 EngineRunner::EngineRunner(std::string const& enginePath, std::vector<std::string> const& pluginLibraries,
-    nvinfer1::ILogger::Severity severity, bool allowHostCode)
+        nvinfer1::ILogger::Severity severity, bool allowHostCode)
     : mLogger(severity)
 {
     // The files first: a wrong path is reported before CUDA or TensorRT are asked for anything.
@@ -217,8 +208,7 @@ EngineRunner::EngineRunner(std::string const& enginePath, std::vector<std::strin
     // error and returns an invalid non-null pointer (seen with 11.1 headers), and the next call crashes.
     int devices = 0;
     if (cudaError_t const status = cudaGetDeviceCount(&devices); status != cudaSuccess)
-        throw std::runtime_error(
-            std::string("no usable CUDA GPU (cudaGetDeviceCount: ") + cudaGetErrorString(status) + ")");
+        throw std::runtime_error(std::string("no usable CUDA GPU (cudaGetDeviceCount: ") + cudaGetErrorString(status) + ")");
 
     mRuntime.reset(nvinfer1::createInferRuntime(mLogger));
     if (!mRuntime)
@@ -230,9 +220,8 @@ EngineRunner::EngineRunner(std::string const& enginePath, std::vector<std::strin
         mRuntime->setEngineHostCodeAllowed(true);
     mEngine.reset(mRuntime->deserializeCudaEngine(blob.data(), blob.size()));
     if (!mEngine)
-        throw InputError(enginePath
-            + ": not a TensorRT engine this runtime can load (truncated, built by another TensorRT version, or a "
-              "plugin it needs is not loaded)");
+        throw InputError(enginePath + ": not a TensorRT engine this runtime can load (truncated, built by another TensorRT version, or a "
+                                      "plugin it needs is not loaded)");
     // The execution contexts come with each profile's first run (context()): one per profile, so switching
     // between prefill and decode never re-selects a profile, and all of them run on this one engine.
     mContexts.resize(static_cast<size_t>(mEngine->getNbOptimizationProfiles()));
@@ -240,20 +229,18 @@ EngineRunner::EngineRunner(std::string const& enginePath, std::vector<std::strin
     for (int32_t i = 0; i < mEngine->getNbIOTensors(); ++i)
     {
         char const* name = mEngine->getIOTensorName(i);
-        TensorDesc t{name, mEngine->getTensorIOMode(name) == nvinfer1::TensorIOMode::kINPUT,
-            mEngine->getTensorDataType(name), DType::kFloat32, toVector(mEngine->getTensorShape(name))};
+        TensorDesc t{name, mEngine->getTensorIOMode(name) == nvinfer1::TensorIOMode::kINPUT, mEngine->getTensorDataType(name),
+                DType::kFloat32, toVector(mEngine->getTensorShape(name))};
         EngineType const* type = engineType(t.type);
         if (!type)
-            throw InputError(enginePath + ": tensor '" + t.name + "' has TensorRT data type "
-                + std::to_string(static_cast<int>(t.type))
-                + ", which is not float32/float16/bfloat16/int32/int64/bool");
+            throw InputError(enginePath + ": tensor '" + t.name + "' has TensorRT data type " + std::to_string(static_cast<int>(t.type)) +
+                             ", which is not float32/float16/bfloat16/int32/int64/bool");
         t.npyType = type->npyType;
         // Host arrays are copied as they are: the engine's I/O must be plain row-major tensors in device memory.
         if (mEngine->getTensorFormat(name) != nvinfer1::TensorFormat::kLINEAR)
             throw InputError(enginePath + ": tensor '" + t.name + "' has a vectorized format; build with linear I/O");
         if (t.isInput && mEngine->isShapeInferenceIO(name))
-            throw InputError(
-                enginePath + ": input '" + t.name + "' is a shape tensor (read on the host): not supported");
+            throw InputError(enginePath + ": input '" + t.name + "' is a shape tensor (read on the host): not supported");
         std::vector<ShapeRange> ranges;
         for (int32_t profile = 0; t.isInput && profile < profileCount(); ++profile)
         {
@@ -262,8 +249,7 @@ EngineRunner::EngineRunner(std::string const& enginePath, std::vector<std::strin
                 Dims const d = mEngine->getProfileShape(name, profile, which);
                 return d.nbDims == static_cast<int32_t>(t.shape.size()) ? toVector(d) : t.shape;
             };
-            ranges.push_back(
-                {profileShape(nvinfer1::OptProfileSelector::kMIN), profileShape(nvinfer1::OptProfileSelector::kMAX)});
+            ranges.push_back({profileShape(nvinfer1::OptProfileSelector::kMIN), profileShape(nvinfer1::OptProfileSelector::kMAX)});
         }
         mTensors.push_back(std::move(t));
         mRanges.push_back(std::move(ranges));
@@ -274,8 +260,8 @@ void EngineRunner::checkProfile(int32_t profile) const
 {
     int32_t const profiles = profileCount();
     if (profile < 0 || profile >= profiles)
-        throw InputError("profile " + std::to_string(profile) + ": the engine has " + std::to_string(profiles)
-            + " optimization profile" + (profiles == 1 ? "" : "s") + " (0.." + std::to_string(profiles - 1) + ")");
+        throw InputError("profile " + std::to_string(profile) + ": the engine has " + std::to_string(profiles) + " optimization profile" +
+                         (profiles == 1 ? "" : "s") + " (0.." + std::to_string(profiles - 1) + ")");
 }
 
 ShapeRange const& EngineRunner::profileRange(std::string const& input, int32_t profile) const
@@ -300,18 +286,18 @@ nvinfer1::IExecutionContext& EngineRunner::context(int32_t profile, cudaStream_t
     if (!mActivations && bytes > 0)
         mActivations = deviceAlloc(static_cast<size_t>(bytes));
     std::unique_ptr<nvinfer1::IExecutionContext> created(
-        mEngine->createExecutionContext(nvinfer1::ExecutionContextAllocationStrategy::kUSER_MANAGED));
+            mEngine->createExecutionContext(nvinfer1::ExecutionContextAllocationStrategy::kUSER_MANAGED));
     if (!created)
-        throw std::runtime_error("TensorRT could not create an execution context for optimization profile "
-            + std::to_string(profile) + " (see its messages above)");
+        throw std::runtime_error("TensorRT could not create an execution context for optimization profile " + std::to_string(profile) +
+                                 " (see its messages above)");
     created->setDeviceMemoryV2(mActivations.get(), bytes); // nullptr is allowed when the size is 0
     // A new context is on profile 0. Any other is selected once, here, before its first setInputShape
     // (TensorRT's order); the switch may enqueue copies, waited for so that no later stream can overtake them.
     if (profile != created->getOptimizationProfile())
     {
         if (!created->setOptimizationProfileAsync(profile, stream))
-            throw std::runtime_error("TensorRT could not select optimization profile " + std::to_string(profile)
-                + " (see its messages above)");
+            throw std::runtime_error(
+                    "TensorRT could not select optimization profile " + std::to_string(profile) + " (see its messages above)");
         checkCuda(cudaStreamSynchronize(stream), "selecting the optimization profile");
     }
     slot = std::move(created);
@@ -323,8 +309,8 @@ void EngineRunner::validate(std::map<std::string, NpyArray> const& inputs, int32
     std::string const expected = inputNames(mTensors);
     for (auto const& entry : inputs)
     {
-        auto const it = std::find_if(mTensors.begin(), mTensors.end(),
-            [&](TensorDesc const& t) { return t.isInput && t.name == entry.first; });
+        auto const it =
+                std::find_if(mTensors.begin(), mTensors.end(), [&](TensorDesc const& t) { return t.isInput && t.name == entry.first; });
         if (it == mTensors.end())
             throw InputError("unknown input '" + entry.first + "' (the engine's inputs: " + expected + ")");
     }
@@ -339,18 +325,18 @@ void EngineRunner::validate(std::map<std::string, NpyArray> const& inputs, int32
             throw InputError("missing input '" + t.name + "' (the engine's inputs: " + expected + ")");
         NpyArray const& a = it->second;
         if (a.dtype != t.npyType)
-            throw InputError("input '" + t.name + "': dtype " + dtypeName(a.dtype) + ", the engine expects "
-                + dtypeName(t.npyType) + (t.type == DataType::kBF16 ? " (for its bfloat16 tensor)" : ""));
+            throw InputError("input '" + t.name + "': dtype " + dtypeName(a.dtype) + ", the engine expects " + dtypeName(t.npyType) +
+                             (t.type == DataType::kBF16 ? " (for its bfloat16 tensor)" : ""));
         if (a.data.size() != size_t(a.numel()) * dtypeSize(a.dtype))
-            throw InputError("input '" + t.name + "': " + std::to_string(a.data.size()) + " bytes of data for shape "
-                + shapeString(a.shape) + " " + dtypeName(a.dtype));
+            throw InputError("input '" + t.name + "': " + std::to_string(a.data.size()) + " bytes of data for shape " +
+                             shapeString(a.shape) + " " + dtypeName(a.dtype));
         bool fits = a.shape.size() == range.min.size();
         for (size_t d = 0; fits && d < a.shape.size(); ++d)
             fits = range.min[d] <= a.shape[d] && a.shape[d] <= range.max[d];
         if (!fits)
-            throw InputError("input '" + t.name + "': shape " + shapeString(a.shape)
-                + " is outside what the engine accepts with optimization profile " + std::to_string(profile)
-                + " (from " + shapeString(range.min) + " to " + shapeString(range.max) + ")");
+            throw InputError("input '" + t.name + "': shape " + shapeString(a.shape) +
+                             " is outside what the engine accepts with optimization profile " + std::to_string(profile) + " (from " +
+                             shapeString(range.min) + " to " + shapeString(range.max) + ")");
     }
 }
 
@@ -380,8 +366,8 @@ std::map<std::string, NpyArray> EngineRunner::run(std::map<std::string, NpyArray
         // address (setTensorAddress: every input before enqueueV3), and cudaMalloc(0) may give nullptr.
         inputMemory.push_back(deviceAlloc(std::max<size_t>(host.size(), 1)));
         if (!host.empty())
-            checkCuda(cudaMemcpy(inputMemory.back().get(), host.data(), host.size(), cudaMemcpyHostToDevice),
-                "copying an input to the GPU");
+            checkCuda(
+                    cudaMemcpy(inputMemory.back().get(), host.data(), host.size(), cudaMemcpyHostToDevice), "copying an input to the GPU");
         if (!ctx.setTensorAddress(t.name.c_str(), inputMemory.back().get()))
             throw std::runtime_error("input '" + t.name + "': TensorRT refused its device address");
     }
@@ -401,8 +387,7 @@ std::map<std::string, NpyArray> EngineRunner::run(std::map<std::string, NpyArray
         std::string reasons;
         for (auto const& a : allocators)
             reasons += a->error().empty() ? "" : "; " + a->error();
-        throw std::runtime_error(
-            "TensorRT could not run the engine (enqueueV3 failed; see its messages above)" + reasons);
+        throw std::runtime_error("TensorRT could not run the engine (enqueueV3 failed; see its messages above)" + reasons);
     }
     checkCuda(cudaStreamSynchronize(stream.get()), "running the engine");
 
@@ -418,12 +403,10 @@ std::map<std::string, NpyArray> EngineRunner::run(std::map<std::string, NpyArray
             throw std::runtime_error("output '" + t.name + "': TensorRT did not report its shape");
         size_t const bytes = size_t(array.numel()) * engineType(t.type)->size;
         if (bytes > out.size())
-            throw std::runtime_error(
-                "output '" + t.name + "': TensorRT gave no memory for shape " + shapeString(array.shape));
+            throw std::runtime_error("output '" + t.name + "': TensorRT gave no memory for shape " + shapeString(array.shape));
         std::vector<uint8_t> device(bytes);
         if (bytes > 0)
-            checkCuda(cudaMemcpy(device.data(), out.data(), bytes, cudaMemcpyDeviceToHost),
-                "copying an output from the GPU");
+            checkCuda(cudaMemcpy(device.data(), out.data(), bytes, cudaMemcpyDeviceToHost), "copying an output from the GPU");
         array.data = t.type == DataType::kBF16 ? bf16ToFloat(device) : std::move(device);
         outputs.emplace(t.name, std::move(array));
     }

@@ -15,8 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace irexport
-{
+namespace irexport {
 
 // Prints TensorRT's messages at or above a severity to stderr.
 class Logger : public nvinfer1::ILogger
@@ -60,7 +59,7 @@ public:
     // TensorRT fail. allowHostCode lets version-compatible engines run the plugin code serialized into them:
     // only for trusted engine files.
     EngineRunner(std::string const& enginePath, std::vector<std::string> const& pluginLibraries,
-        nvinfer1::ILogger::Severity severity = nvinfer1::ILogger::Severity::kWARNING, bool allowHostCode = false);
+            nvinfer1::ILogger::Severity severity = nvinfer1::ILogger::Severity::kWARNING, bool allowHostCode = false);
     EngineRunner(EngineRunner const&) = delete; // TensorRT holds the address of mLogger
     EngineRunner& operator=(EngineRunner const&) = delete;
 
@@ -89,7 +88,7 @@ private:
     Logger mLogger;
     std::unique_ptr<nvinfer1::IRuntime> mRuntime;
     std::unique_ptr<nvinfer1::ICudaEngine> mEngine;
-    std::unique_ptr<void, DeviceFree> mActivations; // the contexts' shared activation memory, with the first one
+    std::unique_ptr<void, DeviceFree> mActivations;                      // the contexts' shared activation memory, with the first one
     std::vector<std::unique_ptr<nvinfer1::IExecutionContext>> mContexts; // one per profile; null until used
     std::vector<TensorDesc> mTensors;
     std::vector<std::vector<ShapeRange>> mRanges; // [tensor][profile]; inputs only

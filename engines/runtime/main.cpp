@@ -12,8 +12,7 @@
 namespace fs = std::filesystem;
 using irexport::InputError;
 
-namespace
-{
+namespace {
 
 constexpr char kUsage[] = R"(usage: irexport-run --engine FILE [--plugins LIB]... [--profile N] --input NAME=FILE.npy...
                     --output-dir DIR [--verbose] [--allow-host-code]
@@ -52,8 +51,8 @@ struct Options
 // that profile is checked once it is loaded.
 int32_t profileIndex(std::string const& text)
 {
-    bool const digits = !text.empty() && text.size() <= 9
-        && std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    bool const digits = !text.empty() && text.size() <= 9 &&
+                        std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
     if (!digits)
         throw InputError("--profile takes a non-negative integer, got '" + text + "'");
     return static_cast<int32_t>(std::stol(text));
@@ -172,16 +171,16 @@ int runWith(Options const& o, std::map<std::string, irexport::NpyArray> const& i
 {
 
     irexport::EngineRunner runner(o.engine, o.plugins,
-        o.verbose ? nvinfer1::ILogger::Severity::kVERBOSE : nvinfer1::ILogger::Severity::kWARNING, o.allowHostCode);
+            o.verbose ? nvinfer1::ILogger::Severity::kVERBOSE : nvinfer1::ILogger::Severity::kWARNING, o.allowHostCode);
     runner.checkProfile(o.profile); // with the engine, before the inputs are compared with it
     if (o.describe)
     {
         std::printf("profile %d (the engine has %d optimization profile%s)\n", o.profile, runner.profileCount(),
-            runner.profileCount() == 1 ? "" : "s");
+                runner.profileCount() == 1 ? "" : "s");
         for (auto const& t : runner.tensors())
         {
-            std::string line = std::string(t.isInput ? "input " : "output ") + t.name + " " + irexport::typeName(t.type)
-                + " " + irexport::shapeString(t.shape);
+            std::string line = std::string(t.isInput ? "input " : "output ") + t.name + " " + irexport::typeName(t.type) + " " +
+                               irexport::shapeString(t.shape);
             if (t.isInput)
             {
                 irexport::ShapeRange const& range = runner.profileRange(t.name, o.profile);
@@ -208,8 +207,7 @@ int runWith(Options const& o, std::map<std::string, irexport::NpyArray> const& i
     {
         irexport::NpyArray const& array = outputs.at(name);
         writeOutput(fs::path(o.outputDir) / file, array);
-        std::printf("%s %s %s\n", name.c_str(), irexport::dtypeName(array.dtype),
-            irexport::shapeString(array.shape).c_str());
+        std::printf("%s %s %s\n", name.c_str(), irexport::dtypeName(array.dtype), irexport::shapeString(array.shape).c_str());
     }
     return 0;
 }

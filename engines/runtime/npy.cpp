@@ -12,10 +12,8 @@
 // .npy data is little-endian and is copied as raw bytes.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "irexport's .npy code assumes a little-endian host");
 
-namespace irexport
-{
-namespace
-{
+namespace irexport {
+namespace {
 
 struct DTypeInfo
 {
@@ -25,18 +23,16 @@ struct DTypeInfo
     size_t size;
 };
 
-constexpr std::array<DTypeInfo, 5> kDTypes{{ // in DType order
-    {DType::kBool, "|b1", "bool", 1},
-    {DType::kInt32, "<i4", "int32", 4},
-    {DType::kInt64, "<i8", "int64", 8},
-    {DType::kFloat16, "<f2", "float16", 2},
-    {DType::kFloat32, "<f4", "float32", 4},
+constexpr std::array<DTypeInfo, 5> kDTypes{{
+        // in DType order
+        {DType::kBool, "|b1", "bool", 1},
+        {DType::kInt32, "<i4", "int32", 4},
+        {DType::kInt64, "<i8", "int64", 8},
+        {DType::kFloat16, "<f2", "float16", 2},
+        {DType::kFloat32, "<f4", "float32", 4},
 }};
 
-DTypeInfo const& info(DType dtype)
-{
-    return kDTypes[static_cast<size_t>(dtype)];
-}
+DTypeInfo const& info(DType dtype) { return kDTypes[static_cast<size_t>(dtype)]; }
 
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr size_t kMagicSize = 6;
@@ -63,15 +59,9 @@ std::vector<int64_t> parseShape(std::string const& path, std::string const& tupl
 
 } // namespace
 
-char const* dtypeName(DType dtype)
-{
-    return info(dtype).name;
-}
+char const* dtypeName(DType dtype) { return info(dtype).name; }
 
-size_t dtypeSize(DType dtype)
-{
-    return info(dtype).size;
-}
+size_t dtypeSize(DType dtype) { return info(dtype).size; }
 
 int64_t NpyArray::numel() const
 {
@@ -114,8 +104,8 @@ NpyArray readNpy(std::string const& path)
         throw InputError(path + ": not a .npy file (no \\x93NUMPY magic)");
     int const major = bytes[6], minor = bytes[7];
     if (major < 1 || major > 3 || minor != 0)
-        throw InputError(path + ": unsupported .npy format version " + std::to_string(major) + "."
-            + std::to_string(minor) + " (supported: 1.0, 2.0, 3.0)");
+        throw InputError(path + ": unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
+                         " (supported: 1.0, 2.0, 3.0)");
     // 1.0: 2-byte header length; 2.0 and 3.0 (UTF-8 header): 4 bytes; little-endian.
     size_t const lengthSize = major == 1 ? 2 : 4;
     size_t const headerStart = kMagicSize + 2 + lengthSize;
@@ -162,8 +152,8 @@ NpyArray readNpy(std::string const& path)
         needed *= size_t(d);
     }
     if (available < needed)
-        throw InputError(path + ": truncated data (shape " + shapeString(array.shape) + " " + dtype->name + " needs "
-            + std::to_string(needed) + " bytes, the file has " + std::to_string(available) + ")");
+        throw InputError(path + ": truncated data (shape " + shapeString(array.shape) + " " + dtype->name + " needs " +
+                         std::to_string(needed) + " bytes, the file has " + std::to_string(available) + ")");
     auto const data = bytes.begin() + headerStart + headerSize;
     array.data.assign(data, data + needed);
     return array;
@@ -175,8 +165,7 @@ void writeNpy(std::string const& path, NpyArray const& array)
     for (size_t i = 0; i < array.shape.size(); ++i)
         shape += (i ? ", " : "") + std::to_string(array.shape[i]);
     shape += array.shape.size() == 1 ? ",)" : ")";
-    std::string header
-        = std::string("{'descr': '") + info(array.dtype).descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+    std::string header = std::string("{'descr': '") + info(array.dtype).descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
     // Pad with spaces and end with '\n' so that the data starts at a multiple of 64 bytes, as numpy does.
     // Version 1.0 (2-byte header length) holds any shape TensorRT can have (at most 8 dimensions).
     size_t const prefix = kMagicSize + 4;

@@ -7,8 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace irexport
-{
+namespace irexport {
 
 // Bad user input (a missing or malformed file, an input the engine does not accept): the programs exit
 // with 2 on it, and with 1 on every other error (CUDA, TensorRT, I/O).
@@ -17,14 +16,7 @@ struct InputError : std::runtime_error
     using std::runtime_error::runtime_error;
 };
 
-enum class DType
-{
-    kBool,
-    kInt32,
-    kInt64,
-    kFloat16,
-    kFloat32
-};
+enum class DType { kBool, kInt32, kInt64, kFloat16, kFloat32 };
 
 char const* dtypeName(DType dtype); // numpy's name: "bool", "int32", "int64", "float16", "float32"
 size_t dtypeSize(DType dtype);

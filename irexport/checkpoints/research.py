@@ -23,9 +23,9 @@ from pathlib import Path
 from ..errors import IrexportError
 from ..jsonrecord import read_json
 from ..models.config import RoutingConfig, attribute_range
+from ..schema import Obj, Opt, Str, validate
 from .assemble import assemble
 from .native import load_hf_config, read_base_weights
-from ..schema import Obj, Opt, Str, validate
 from .tensors import read_state_dict
 
 RESEARCH_FAMILIES = ("informed", "skipgpt", "router_tuning")
@@ -34,7 +34,8 @@ _UNIT = {"router_attention": ("attention", "router"), "router_mlp": ("mlp", "rou
          "lw_attn": ("attention", "lff"), "lw_mlp": ("mlp", "lff")}
 _PEFT_PREFIX = "base_model.model."
 # what irexport reads of a router-tuning directory's config.json
-_ROUTER_TUNING_SCHEMA = Obj({"granularity": Opt(Str()), "threshold": attribute_range("RouteThreshold", "threshold")}, optional=("granularity", "threshold"))
+_ROUTER_TUNING_SCHEMA = Obj({"granularity": Opt(Str()), "threshold": attribute_range("RouteThreshold", "threshold")},
+                            optional=("granularity", "threshold"))
 
 
 def _split(key: str, family: str) -> tuple[str, str]:

@@ -40,9 +40,9 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     from ..engine.build import build_engine, target_name
     from ..engine.loading import find_plugin_library
-    from ..engine.targets import require_target
     from ..engine.profiles import check_precision, input_shapes
     from ..engine.recipe import load_recipe
+    from ..engine.targets import require_target
     from ..export.manifest import PHASES, load_manifest
 
     manifest = load_manifest(args.export_dir, verify=not args.no_verify)

@@ -52,7 +52,7 @@ def main(args) -> int:
                 ids, mask, args.max_new_tokens)
     if args.prompt:
         tok = reference.load_tokenizer(source)
-        for prompt, row in zip(args.prompt, tokens):
+        for prompt, row in zip(args.prompt, tokens, strict=False):
             print(json.dumps({"prompt": prompt, "completion": tok.decode(row.tolist()), "tokens": row.tolist()}))
     else:
         for row in tokens:

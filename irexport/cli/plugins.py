@@ -1,6 +1,7 @@
 """``irexport plugins build``: configure and build plugins/ with CMake (kernels, the TensorRT plugin library
-when TensorRT's headers are found, and the ONNX Runtime kernels when ONNX Runtime's C API header is). ``irexport plugins check``: run the plugin harness (a stand-in
-for TensorRT, built with the plugins) on the routing nodes of exports, without TensorRT or a GPU."""
+when TensorRT's headers are found, and the ONNX Runtime kernels when ONNX Runtime's C API header is).
+``irexport plugins check``: run the plugin harness (a stand-in for TensorRT, built with the plugins) on the
+routing nodes of exports, without TensorRT or a GPU."""
 
 from __future__ import annotations
 

@@ -27,11 +27,11 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     import numpy as np
 
+    from .. import reference
     from ..atomic import atomic_dir
     from ..checkpoints import load_model
     from ..errors import IrexportError
     from ..models.stats import summary
-    from .. import reference
 
     if args.attention_mask is not None and args.input_ids is None:
         raise IrexportError("--attention-mask goes with --input-ids (text is padded by the tokenizer)")

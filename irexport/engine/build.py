@@ -24,8 +24,7 @@ from ..atomic import atomic_dir
 from ..errors import IrexportError
 from ..export.manifest import PHASES, load_manifest
 from ..filehash import sha256
-from ..ops.spec import DOMAIN
-from ..ops.spec import OPS
+from ..ops.spec import DOMAIN, OPS
 from .loading import load_plugin_library, unload_plugin_libraries, version_tuple
 from .profiles import check_precision, input_shapes
 from .recipe import Recipe

@@ -14,6 +14,7 @@ from ..errors import IrexportError
 from ..export.manifest import check_phase
 from .recipe import Recipe
 
+
 def check_precision(manifest: dict, recipe: Recipe, where: str) -> None:
     """TensorRT 11 networks are strongly typed: the engine computes in the ONNX file's types."""
     if manifest["dtype"] != recipe.precision:

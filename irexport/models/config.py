@@ -104,7 +104,7 @@ class RoutingConfig:
         return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "routing config") -> "RoutingConfig":
+    def from_dict(cls, data: dict, where: str = "routing config") -> RoutingConfig:
         data = validate(data, SCHEMA, where)
         data.pop("format_version", None)
         try:
@@ -116,5 +116,5 @@ class RoutingConfig:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "RoutingConfig":
+    def load(cls, path: Path) -> RoutingConfig:
         return cls.from_dict(read_json(path), where=str(path))

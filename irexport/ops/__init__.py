@@ -2,6 +2,6 @@
 (torch_ops.py), the custom ONNX nodes (onnx_functions.py), their portable function bodies
 (function_bodies.py), and the TensorRT plugins' names and fields."""
 
-from .spec import OPS, DOMAIN, DOMAIN_OPSET, OpSpec
+from .spec import DOMAIN, DOMAIN_OPSET, OPS, OpSpec
 
 __all__ = ["DOMAIN", "DOMAIN_OPSET", "OPS", "OpSpec"]

@@ -38,7 +38,7 @@ def cpp_header() -> str:
         attr = spec.attributes[0] if spec.attributes else None
         field = f'"{attr.name}"' if attr else "nullptr"
         low, high, exclusive = (attr.low, attr.high, attr.low_exclusive) if attr else (0.0, 0.0, False)
-        rows.append(f'    {{"{spec.name}", "{spec.plugin_version}", {len(spec.inputs)}, {len(spec.outputs)}, {field}, '
+        rows.append(f'        {{"{spec.name}", "{spec.plugin_version}", {len(spec.inputs)}, {len(spec.outputs)}, {field}, '
                     f'{_float(low)}, {_float(high)}, {str(exclusive).lower()}, {str(spec.data_dependent_shape).lower()}}},')
     enumerators = ", ".join(enumerator(spec) for spec in OPS.values())
     return f"""// {GENERATED}.
@@ -58,12 +58,12 @@ enum class Op : int32_t {{ {enumerators}, kCount }};
 
 struct OpInfo
 {{
-    char const* name; // ONNX op type and TensorRT plugin name
+    char const* name;    // ONNX op type and TensorRT plugin name
     char const* version; // the op's version: a node's plugin_version
     int32_t nbInputs;
     int32_t nbOutputs; // a size tensor (0-d int32) is an output of its own
     char const* field; // the op's one float attribute, or nullptr
-    float low, high; // the attribute's accepted range: [low, high], or (low, high] when lowExclusive
+    float low, high;   // the attribute's accepted range: [low, high], or (low, high] when lowExclusive
     bool lowExclusive;
     bool dataDependentShape; // its first output's shape depends on the data; the second output is its size
 }};

@@ -112,7 +112,8 @@ OPS: dict[str, OpSpec] = {
                 "largest valid score of sequence b and k = ceil(capacity * valid tokens of b) in float32 "
                 "(t_b = k-th - 1 when k covers every valid token). Tokens tied exactly on the boundary all execute, "
                 "so exact ties (e.g. repeated tokens before any attention) can exceed k.",
-            inputs=(Port("scores", FLOATS, "router output [B, T, 1]"), Port("valid", ("tensor(int32)",), "non-padding tokens [B, T], 1 or 0")),
+            inputs=(Port("scores", FLOATS, "router output [B, T, 1]"),
+                    Port("valid", ("tensor(int32)",), "non-padding tokens [B, T], 1 or 0")),
             outputs=(Port("margin", ("tensor(float)",), "float32 margin [B, T], >= 0 executes"),),
             attributes=(Attr("capacity", "float", "executed fraction of each sequence's valid tokens", 0, 1,
                              low_exclusive=True),),

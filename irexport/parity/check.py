@@ -63,13 +63,13 @@ def run_reference(model, feed: dict, mode: str, force=None, float32: bool = Fals
     past = None
     if past_names(layers)[0] in feed:
         cache = [torch.from_numpy(feed[n]).to(dtype) for n in past_names(layers)]
-        past = tuple(zip(cache[::2], cache[1::2]))
+        past = tuple(zip(cache[::2], cache[1::2], strict=False))
     with torch.no_grad(), computing_in(model, dtype) if float32 else contextlib.nullcontext():
         out = model(torch.from_numpy(feed["input_ids"]), attention_mask=torch.from_numpy(feed["attention_mask"]),
                     past_key_values=past, mode=mode, force_execute=None if force is None else torch.from_numpy(force))
     result = {"logits": out.logits.float().numpy(), "decisions": out.execute.numpy(), "router_margin": out.margin.numpy()}
     flat = [t for kv in out.past_key_values for t in kv]
-    result.update({n: t.float().numpy() for n, t in zip(present_names(layers), flat)})
+    result.update({n: t.float().numpy() for n, t in zip(present_names(layers), flat, strict=False)})
     return result
 
 

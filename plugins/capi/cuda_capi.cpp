@@ -9,10 +9,7 @@ using namespace irexport;
 #define IRX_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
-int finish(cudaError_t err, cudaStream_t stream)
-{
-    return err != cudaSuccess || stream ? int(err) : int(cudaDeviceSynchronize());
-}
+int finish(cudaError_t err, cudaStream_t stream) { return err != cudaSuccess || stream ? int(err) : int(cudaDeviceSynchronize()); }
 } // namespace
 
 IRX_EXPORT int irx_cuda_argmax(void const* scores, int dtype, int batch, int seq, float* margin, cudaStream_t stream)
@@ -21,14 +18,14 @@ IRX_EXPORT int irx_cuda_argmax(void const* scores, int dtype, int batch, int seq
 }
 
 IRX_EXPORT int irx_cuda_threshold(
-    void const* scores, int dtype, int batch, int seq, int channels, float threshold, float* margin, cudaStream_t stream)
+        void const* scores, int dtype, int batch, int seq, int channels, float threshold, float* margin, cudaStream_t stream)
 {
     return finish(
-        cuda::threshold(DecideParams{scores, nullptr, margin, batch, seq, channels, Dtype(dtype), threshold, 0.f}, stream), stream);
+            cuda::threshold(DecideParams{scores, nullptr, margin, batch, seq, channels, Dtype(dtype), threshold, 0.f}, stream), stream);
 }
 
 IRX_EXPORT int irx_cuda_topk(void const* scores, int32_t const* valid, int dtype, int batch, int seq, int channels, float capacity,
-    float* margin, cudaStream_t stream)
+        float* margin, cudaStream_t stream)
 {
     return finish(cuda::topk(DecideParams{scores, valid, margin, batch, seq, channels, Dtype(dtype), 0.f, capacity}, stream), stream);
 }
@@ -37,7 +34,7 @@ IRX_EXPORT size_t irx_cuda_index_workspace_size(int batch, int seq) { return cud
 
 // index must hold batch * seq elements (the upper bound of N); *count (device) receives N.
 IRX_EXPORT int irx_cuda_index(
-    int32_t const* execute, int batch, int seq, int64_t* index, int32_t* count, int32_t* workspace, cudaStream_t stream)
+        int32_t const* execute, int batch, int seq, int64_t* index, int32_t* count, int32_t* workspace, cudaStream_t stream)
 {
     return finish(cuda::index(IndexParams{execute, index, count, workspace, batch, seq}, stream), stream);
 }
@@ -46,7 +43,7 @@ IRX_EXPORT size_t irx_cuda_seq_index_workspace_size(int batch, int seq) { return
 
 // slots must hold batch * seq elements (the upper bound of B * Tq); *count (device) receives Tq.
 IRX_EXPORT int irx_cuda_seq_index(
-    int32_t const* execute, int batch, int seq, int64_t* slots, int32_t* count, int32_t* workspace, cudaStream_t stream)
+        int32_t const* execute, int batch, int seq, int64_t* slots, int32_t* count, int32_t* workspace, cudaStream_t stream)
 {
     return finish(cuda::seqIndex(IndexParams{execute, slots, count, workspace, batch, seq}, stream), stream);
 }
@@ -58,8 +55,8 @@ IRX_EXPORT int irx_cuda_gather(void const* x, int64_t const* index, int dtype, i
 }
 
 // x_rows: the rows of x (and out); rows: the entries of index, one row of y each.
-IRX_EXPORT int irx_cuda_scatter_add(void const* x, void const* y, int64_t const* index, int dtype, int x_rows, int rows, int dim,
-    void* out, cudaStream_t stream)
+IRX_EXPORT int irx_cuda_scatter_add(
+        void const* x, void const* y, int64_t const* index, int dtype, int x_rows, int rows, int dim, void* out, cudaStream_t stream)
 {
     return finish(cuda::scatterAdd(ScatterAddParams{x, y, index, out, x_rows, rows, dim, Dtype(dtype)}, stream), stream);
 }

@@ -29,7 +29,11 @@ float load(void const* data, int64_t i, Dtype dtype)
         else
         {
             exp = 127 - 15 + 1;
-            while (!(mant & 0x400u)) { mant <<= 1; --exp; }
+            while (!(mant & 0x400u))
+            {
+                mant <<= 1;
+                --exp;
+            }
             wide = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
         }
     }

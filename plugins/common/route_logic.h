@@ -37,31 +37,31 @@ IRX_HD bool ranksBefore(float a, int32_t i, float b, int32_t j) { return a > b |
 
 struct DecideParams
 {
-    const void* scores; // [B, T, C] of dtype
+    const void* scores;   // [B, T, C] of dtype
     const int32_t* valid; // [B, T] 0/1 (RouteTopK only; int32: TensorRT plugins take no bool I/O)
-    float* margin; // [B, T]
+    float* margin;        // [B, T]
     int32_t batch, seq, channels;
     Dtype dtype;
     float threshold; // RouteThreshold
-    float capacity; // RouteTopK
+    float capacity;  // RouteTopK
 };
 
 // RouteIndex and RouteSeqIndex (the same input, a data-dependent output and its size tensor).
 struct IndexParams
 {
     const int32_t* execute; // [B, T] 0/1 (int32: TensorRT plugins take no bool I/O)
-    int64_t* index; // RouteIndex: [N] rows b*T + t of the executed tokens; RouteSeqIndex: slots [B, Tq], -1 padded
-    int32_t* count; // 0-d: N or Tq, the size tensor of the data-dependent output (int32, as the TensorRT 11.1 headers ask)
-    int32_t* workspace; // int32 scratch of the CUDA kernels (indexWorkspaceSize / seqIndexWorkspaceSize); unused on the host
+    int64_t* index;         // RouteIndex: [N] rows b*T + t of the executed tokens; RouteSeqIndex: slots [B, Tq], -1 padded
+    int32_t* count;         // 0-d: N or Tq, the size tensor of the data-dependent output (int32, as the TensorRT 11.1 headers ask)
+    int32_t* workspace;     // int32 scratch of the CUDA kernels (indexWorkspaceSize / seqIndexWorkspaceSize); unused on the host
     int32_t batch, seq;
 };
 
 // Row copies: x's leading dimensions are flattened to rows [R, D]; index has `rows` entries, each a row of x or -1.
 struct GatherParams
 {
-    const void* x; // [R, D]
+    const void* x;        // [R, D]
     const int64_t* index; // [rows]: any shape, flattened
-    void* out; // [rows, D]
+    void* out;            // [rows, D]
     int64_t rows;
     int32_t dim;
     Dtype dtype;
@@ -69,10 +69,10 @@ struct GatherParams
 
 struct ScatterAddParams
 {
-    const void* x; // [xRows, D]
-    const void* y; // [rows, D]: one row per entry of index
+    const void* x;        // [xRows, D]
+    const void* y;        // [rows, D]: one row per entry of index
     const int64_t* index; // [rows]: a row of x, or -1 (skipped); the entries >= 0 are distinct
-    void* out; // [xRows, D]: x with y added at the indexed rows
+    void* out;            // [xRows, D]: x with y added at the indexed rows
     int64_t xRows, rows;
     int32_t dim;
     Dtype dtype;

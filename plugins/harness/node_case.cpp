@@ -76,8 +76,8 @@ std::vector<Case> readCases(std::string const& path)
 bool dataType(std::string const& onnx, DataType& out)
 {
     static std::map<std::string, DataType> const types{{"FLOAT", DataType::kFLOAT}, {"FLOAT16", DataType::kHALF},
-        {"BFLOAT16", DataType::kBF16}, {"INT8", DataType::kINT8}, {"INT32", DataType::kINT32}, {"INT64", DataType::kINT64},
-        {"BOOL", DataType::kBOOL}, {"UINT8", DataType::kUINT8}};
+            {"BFLOAT16", DataType::kBF16}, {"INT8", DataType::kINT8}, {"INT32", DataType::kINT32}, {"INT64", DataType::kINT64},
+            {"BOOL", DataType::kBOOL}, {"UINT8", DataType::kUINT8}};
     auto it = types.find(onnx);
     if (it == types.end())
         return false;
@@ -218,8 +218,8 @@ bool readCasesAndLoad(char const* library, char const* casesPath, std::vector<Ca
     }
     if (!standin::registry().loadLibrary(library))
     {
-        std::cerr << "irexport-plugin-harness: error: " << library << ": loadLibrary failed: "
-                  << standin::registry().lastLoadError() << "\n";
+        std::cerr << "irexport-plugin-harness: error: " << library << ": loadLibrary failed: " << standin::registry().lastLoadError()
+                  << "\n";
         return false;
     }
     return true;
@@ -230,7 +230,7 @@ std::string makeNodePlugin(Case const& c, NodePlugin& out, std::vector<std::stri
     IPluginCreatorInterface* found = standin::registry().getCreator(c.op.c_str(), c.version.c_str(), c.ns.c_str());
     if (!found)
         return "no creator registered for (" + c.op + ", version " + c.version + ", namespace '" + c.ns +
-            "'): the parser would inline the function body or fail with 'Plugin not found'";
+               "'): the parser would inline the function body or fail with 'Plugin not found'";
     out.creator = static_cast<IPluginCreatorV3One*>(found); // the registry admits V3One creators only
     Fields fields = fieldsFromNode(out.creator->getFieldNames(), c, fails);
     out.plugin.reset(out.creator->createPlugin(c.label.c_str(), fields.collection(), TensorRTPhase::kBUILD));

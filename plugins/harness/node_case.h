@@ -69,10 +69,7 @@ private:
         PluginFieldType type;
         int32_t length;
         std::vector<char> bytes;
-        bool operator==(Item const& o) const
-        {
-            return name == o.name && type == o.type && length == o.length && bytes == o.bytes;
-        }
+        bool operator==(Item const& o) const { return name == o.name && type == o.type && length == o.length && bytes == o.bytes; }
     };
     std::vector<Item> mItems;
     std::vector<PluginField> mFields;

@@ -13,7 +13,7 @@ namespace {
 template <typename T>
 T* fromHarness(char const* symbol)
 {
-    auto get = reinterpret_cast<T* (*) ()>(dlsym(RTLD_DEFAULT, symbol));
+    auto get = reinterpret_cast<T* (*)()>(dlsym(RTLD_DEFAULT, symbol));
     return get ? get() : nullptr;
 }
 
@@ -24,7 +24,4 @@ IRX_EXPORT nvinfer1::IPluginRegistry* getPluginRegistry() noexcept
     return fromHarness<nvinfer1::IPluginRegistry>("irexportHarnessRegistry");
 }
 
-IRX_EXPORT nvinfer1::ILogger* getLogger() noexcept
-{
-    return fromHarness<nvinfer1::ILogger>("irexportHarnessLogger");
-}
+IRX_EXPORT nvinfer1::ILogger* getLogger() noexcept { return fromHarness<nvinfer1::ILogger>("irexportHarnessLogger"); }

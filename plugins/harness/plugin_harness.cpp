@@ -63,8 +63,7 @@ struct Profile
     SymbolValues min, opt, max;
     explicit Profile(Case const& c)
         : min(symbolValues(c, Point::kMin)), opt(symbolValues(c, Point::kOpt)), max(symbolValues(c, Point::kMax))
-    {
-    }
+    {}
 };
 
 // Build time: symbolic dimensions are -1 in desc.dims, with their min / opt / max beside.
@@ -111,7 +110,7 @@ std::vector<std::string> checkCase(Case const& c)
     int32_t const nOut = build->getNbOutputs();
     if (nOut != static_cast<int32_t>(named.size()))
         return {"the plugin has " + std::to_string(nOut) + " outputs, the node names " + std::to_string(named.size()) +
-            " (the ONNX parser fails: 'Node has more output tensors than TRT expected')"};
+                " (the ONNX parser fails: 'Node has more output tensors than TRT expected')"};
 
     std::vector<DataType> inTypes(nIn), outTypes(nOut);
     for (int32_t i = 0; i < nIn; ++i)
@@ -123,7 +122,8 @@ std::vector<std::string> checkCase(Case const& c)
     {
         DataType want{};
         if (!dataType(named[j].dtype, want) || want != outTypes[j])
-            fails.push_back("output '" + named[j].name + "': the plugin gives " + typeName(outTypes[j]) + ", the node declares " + named[j].dtype);
+            fails.push_back(
+                    "output '" + named[j].name + "': the plugin gives " + typeName(outTypes[j]) + ", the node declares " + named[j].dtype);
     }
 
     // shapes, symbolically: an output dimension the node shares with an input is the same expression;
@@ -168,7 +168,7 @@ std::vector<std::string> checkCase(Case const& c)
         if (named[j].rankKnown && out[j].nbDims != static_cast<int32_t>(named[j].dims.size()))
         {
             fails.push_back("output '" + named[j].name + "' has rank " + std::to_string(out[j].nbDims) + ", the node declares " +
-                std::to_string(named[j].dims.size()));
+                            std::to_string(named[j].dims.size()));
             continue;
         }
         for (int32_t k = 0; named[j].rankKnown && k < out[j].nbDims; ++k)
@@ -178,9 +178,11 @@ std::vector<std::string> checkCase(Case const& c)
             std::string const where = "output '" + named[j].name + "' dimension " + std::to_string(k);
             if (!e)
                 fails.push_back(where + " is null");
-            else if (isInteger(want) ? !(e->isConstant() && e->getConstantValue() == std::stoll(want)) : inputSymbols.count(want) ? e->text() != want : !e->isSizeTensor())
+            else if (isInteger(want)            ? !(e->isConstant() && e->getConstantValue() == std::stoll(want))
+                     : inputSymbols.count(want) ? e->text() != want
+                                                : !e->isSizeTensor())
                 fails.push_back(where + " is " + e->text() + ", the node declares " + want +
-                    (isInteger(want) || inputSymbols.count(want) ? "" : " (data-dependent: it must be a size tensor)"));
+                                (isInteger(want) || inputSymbols.count(want) ? "" : " (data-dependent: it must be a size tensor)"));
         }
     }
     if (!fails.empty())
@@ -195,12 +197,13 @@ std::vector<std::string> checkCase(Case const& c)
         io.push_back(dynamicDesc(out[j], outTypes[j], profile));
     for (int32_t pos = 0; pos < nIn + nOut; ++pos)
         if (!build->supportsFormatCombination(pos, io.data(), nIn, nOut))
-            fails.push_back("supportsFormatCombination rejects position " + std::to_string(pos) + " (" + typeName(io[pos].desc.type) + ", linear)");
+            fails.push_back(
+                    "supportsFormatCombination rejects position " + std::to_string(pos) + " (" + typeName(io[pos].desc.type) + ", linear)");
     if (!fails.empty())
         return fails;
     if (build->configurePlugin(io.data(), nIn, io.data() + nIn, nOut) != 0)
         return {"configurePlugin failed"};
-    (void) build->getWorkspaceSize(io.data(), nIn, io.data() + nIn, nOut);
+    (void)build->getWorkspaceSize(io.data(), nIn, io.data() + nIn, nOut);
 
     // serialization: the fields TensorRT stores rebuild the same plugin at runtime
     EnginePlugin engine;
@@ -273,7 +276,7 @@ int runLoaders(char const* library, char const* registerLibrary, char const* nvi
 
     // TensorRT as Python's tensorrt loads it: privately (RTLD_LOCAL), found by others only by its soname
     void* nvinfer = dlopen(nvinferStandin, RTLD_NOW | RTLD_LOCAL);
-    auto getRegistry = nvinfer ? reinterpret_cast<IPluginRegistry* (*) ()>(dlsym(nvinfer, "getPluginRegistry")) : nullptr;
+    auto getRegistry = nvinfer ? reinterpret_cast<IPluginRegistry* (*)()>(dlsym(nvinfer, "getPluginRegistry")) : nullptr;
     if (!getRegistry || getRegistry() != &reg)
     {
         std::cerr << "irexport-plugin-harness: error: " << nvinferStandin << ": not the harness's stand-in libnvinfer\n";
@@ -288,7 +291,7 @@ int runLoaders(char const* library, char const* registerLibrary, char const* nvi
         return 2;
     }
     check(reg.registerCalls() == 0 && reg.entries().empty(), "dlopen of the plugin library registers nothing by itself");
-    using GetCreators = IPluginCreatorInterface* const* (*) (int32_t&);
+    using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
     auto getCreators = reinterpret_cast<GetCreators>(dlsym(plain, "getCreators"));
     check(getCreators != nullptr && dlsym(plain, "setLoggerFinder") != nullptr, "exports getCreators and setLoggerFinder");
     auto major = reinterpret_cast<int32_t (*)()>(dlsym(plain, "irexportPluginTensorRTMajor"));
@@ -303,15 +306,16 @@ int runLoaders(char const* library, char const* registerLibrary, char const* nvi
     // IPluginRegistry::loadLibrary (irexport build, the C++ runtime, trtexec --dynamicPlugins)
     void* handle = reg.loadLibrary(library);
     check(handle != nullptr, "loadLibrary loads it" + (handle ? std::string() : ": " + reg.lastLoadError()));
-    check(reg.problems().empty(), "no registry call from inside loadLibrary" +
-            (reg.problems().empty() ? std::string() : ": " + reg.problems().front()));
-    check(reg.entries().size() == static_cast<size_t>(n), "loadLibrary registers each creator once (" + std::to_string(reg.entries().size()) + ")");
+    check(reg.problems().empty(),
+            "no registry call from inside loadLibrary" + (reg.problems().empty() ? std::string() : ": " + reg.problems().front()));
+    check(reg.entries().size() == static_cast<size_t>(n),
+            "loadLibrary registers each creator once (" + std::to_string(reg.entries().size()) + ")");
     bool namespaced = true;
     for (auto const& e : reg.entries())
         namespaced &= e.ns == "irexport" && expected.count(e.creator);
     check(namespaced, "every creator is registered under the namespace 'irexport'");
     check(reg.loadLibrary(library) == nullptr && reg.entries().size() == static_cast<size_t>(n),
-        "a second loadLibrary is refused and leaves the first one's creators registered");
+            "a second loadLibrary is refused and leaves the first one's creators registered");
     reg.deregisterLibrary(handle);
     check(reg.entries().empty(), "deregisterLibrary removes them all (a --no-plugins build sees none)");
 
@@ -325,8 +329,8 @@ int runLoaders(char const* library, char const* registerLibrary, char const* nvi
         for (auto const& e : reg.entries())
             same &= expected.count(e.creator) && e.ns == "irexport";
         check(same && reg.registerCalls() - callsBefore == n,
-            "loading it registers the plugin library's creators once each, in TensorRT found by soname (" +
-                std::to_string(reg.registerCalls() - callsBefore) + " calls)");
+                "loading it registers the plugin library's creators once each, in TensorRT found by soname (" +
+                        std::to_string(reg.registerCalls() - callsBefore) + " calls)");
         int32_t found = 0;
         for (auto const& e : reg.entries())
             found += reg.getCreator(e.name.c_str(), e.version.c_str(), "irexport") == e.creator;
@@ -351,9 +355,8 @@ int runRegisterFirst(char const* registerLibrary)
     void* registering = dlopen(registerLibrary, RTLD_NOW | RTLD_LOCAL);
     bool const loaded = registering && dlopen(soname.c_str(), RTLD_LAZY | RTLD_NOLOAD);
     size_t const registered = registry().entries().size();
-    std::cout << (registering && loaded && registered > 0 ? "ok   " : "FAIL ") << "the register library, loaded first, loads "
-              << soname << " by soname and registers " << registered << " creators"
-              << (registering ? "" : std::string(": ") + dlerror()) << "\n";
+    std::cout << (registering && loaded && registered > 0 ? "ok   " : "FAIL ") << "the register library, loaded first, loads " << soname
+              << " by soname and registers " << registered << " creators" << (registering ? "" : std::string(": ") + dlerror()) << "\n";
     return registering && loaded && registered > 0 ? 0 : 1;
 }
 
@@ -361,8 +364,9 @@ int runRegisterFirst(char const* registerLibrary)
 
 int main(int argc, char** argv)
 {
-    std::string const usage = "usage: irexport-plugin-harness contract PLUGIN_LIB CASES | loaders PLUGIN_LIB REGISTER_LIB NVINFER_STANDIN | "
-                              "register-first REGISTER_LIB | enqueue PLUGIN_LIB CASES DATA_DIR";
+    std::string const usage =
+            "usage: irexport-plugin-harness contract PLUGIN_LIB CASES | loaders PLUGIN_LIB REGISTER_LIB NVINFER_STANDIN | "
+            "register-first REGISTER_LIB | enqueue PLUGIN_LIB CASES DATA_DIR";
     if (argc == 4 && std::strcmp(argv[1], "contract") == 0)
         return runContract(argv[2], argv[3]);
     if (argc == 5 && std::strcmp(argv[1], "loaders") == 0)

@@ -50,8 +50,7 @@ bool isKnownOp(DimensionOperation op) { return std::strcmp(opName(op), "?") != 0
 
 // ---- Expr --------------------------------------------------------------------------------------
 
-Expr::Expr(Kind kind, int64_t value, std::string symbol, DimensionOperation op, Expr const* a, Expr const* b, int32_t sizeOutput)
-    : mState{}
+Expr::Expr(Kind kind, int64_t value, std::string symbol, DimensionOperation op, Expr const* a, Expr const* b, int32_t sizeOutput) : mState{}
 {
     mState.kind = kind;
     mState.value = value;
@@ -114,7 +113,7 @@ Expr const* ExprBuilder::constantExpr(int64_t value)
 }
 
 Expr const* ExprBuilder::Impl::make(
-    Expr::Kind kind, int64_t value, std::string symbol, DimensionOperation op, Expr const* a, Expr const* b, int32_t sizeOutput)
+        Expr::Kind kind, int64_t value, std::string symbol, DimensionOperation op, Expr const* a, Expr const* b, int32_t sizeOutput)
 {
     pool.push_back(std::make_unique<Expr>(kind, value, std::move(symbol), op, a, b, sizeOutput));
     return pool.back().get();
@@ -217,7 +216,7 @@ IPluginRegistry::PluginLibraryHandle Registry::loadLibrary(AsciiChar const* plug
         return nullptr;
     }
     using SetLoggerFinder = void (*)(ILoggerFinder*);
-    using GetCreators = IPluginCreatorInterface* const* (*) (int32_t&);
+    using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
     auto setLoggerFinder = reinterpret_cast<SetLoggerFinder>(dlsym(handle, "setLoggerFinder"));
     auto getCreators = reinterpret_cast<GetCreators>(dlsym(handle, "getCreators"));
     if (!getCreators)
@@ -246,8 +245,7 @@ IPluginRegistry::PluginLibraryHandle Registry::loadLibrary(AsciiChar const* plug
 
 void Registry::deregisterLibrary(PluginLibraryHandle handle) noexcept
 {
-    mEntries.erase(std::remove_if(mEntries.begin(), mEntries.end(), [&](Entry const& e) { return e.library == handle; }),
-        mEntries.end());
+    mEntries.erase(std::remove_if(mEntries.begin(), mEntries.end(), [&](Entry const& e) { return e.library == handle; }), mEntries.end());
 }
 
 bool Registry::registerCreator(IPluginCreatorInterface& creator, AsciiChar const* const pluginNamespace) noexcept
@@ -268,7 +266,7 @@ IPluginCreatorInterface* const* Registry::getAllCreators(int32_t* const numCreat
 }
 
 IPluginCreatorInterface* Registry::getCreator(
-    AsciiChar const* const pluginName, AsciiChar const* const pluginVersion, AsciiChar const* const pluginNamespace) noexcept
+        AsciiChar const* const pluginName, AsciiChar const* const pluginVersion, AsciiChar const* const pluginNamespace) noexcept
 {
     for (auto const& e : mEntries)
         if (e.name == pluginName && e.version == pluginVersion && e.ns == (pluginNamespace ? pluginNamespace : ""))
@@ -281,8 +279,7 @@ bool Registry::deregisterCreator(IPluginCreatorInterface const& creator) noexcep
     if (mLoading)
         mProblems.push_back("deregisterCreator() called from inside loadLibrary (re-entrant registry call)");
     auto before = mEntries.size();
-    mEntries.erase(std::remove_if(mEntries.begin(), mEntries.end(), [&](Entry const& e) { return e.creator == &creator; }),
-        mEntries.end());
+    mEntries.erase(std::remove_if(mEntries.begin(), mEntries.end(), [&](Entry const& e) { return e.creator == &creator; }), mEntries.end());
     return mEntries.size() != before;
 }
 
@@ -308,7 +305,4 @@ extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginRegistry* ire
     return &irexport::standin::registry();
 }
 
-extern "C" __attribute__((visibility("default"))) nvinfer1::ILogger* irexportHarnessLogger()
-{
-    return &irexport::standin::logger();
-}
+extern "C" __attribute__((visibility("default"))) nvinfer1::ILogger* irexportHarnessLogger() { return &irexport::standin::logger(); }

@@ -74,8 +74,8 @@ private:
         std::deque<std::unique_ptr<Expr>> pool;
         std::map<int32_t, Expr const*> sizeTensors; // output index -> its size-tensor expression
         std::vector<std::string> errors;
-        Expr const* make(Expr::Kind kind, int64_t value, std::string symbol, DimensionOperation op, Expr const* a,
-            Expr const* b, int32_t sizeOutput);
+        Expr const* make(Expr::Kind kind, int64_t value, std::string symbol, DimensionOperation op, Expr const* a, Expr const* b,
+                int32_t sizeOutput);
         IDimensionExpr const* constant(int64_t value) override;
         IDimensionExpr const* operation(DimensionOperation op, IDimensionExpr const& first, IDimensionExpr const& second) override;
         IDimensionExpr const* declareSizeTensor(int32_t outputIndex, IDimensionExpr const& opt, IDimensionExpr const& upper) override;
@@ -140,7 +140,7 @@ public:
     bool registerCreator(IPluginCreatorInterface& creator, AsciiChar const* const pluginNamespace) noexcept override;
     IPluginCreatorInterface* const* getAllCreators(int32_t* const numCreators) const noexcept override;
     IPluginCreatorInterface* getCreator(AsciiChar const* const pluginName, AsciiChar const* const pluginVersion,
-        AsciiChar const* const pluginNamespace = "") noexcept override;
+            AsciiChar const* const pluginNamespace = "") noexcept override;
     bool deregisterCreator(IPluginCreatorInterface const& creator) noexcept override;
     IPluginResource* acquirePluginResource(AsciiChar const*, IPluginResource*) noexcept override { return nullptr; }
     int32_t releasePluginResource(AsciiChar const*) noexcept override { return -1; }

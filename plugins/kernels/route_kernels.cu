@@ -13,18 +13,36 @@ namespace {
 constexpr int kThreads = 256;
 
 template <typename T>
-__device__ __forceinline__ float toFloat(T v) { return static_cast<float>(v); }
+__device__ __forceinline__ float toFloat(T v)
+{
+    return static_cast<float>(v);
+}
 template <>
-__device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
+__device__ __forceinline__ float toFloat(__half v)
+{
+    return __half2float(v);
+}
 template <>
-__device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float toFloat(__nv_bfloat16 v)
+{
+    return __bfloat162float(v);
+}
 
 template <typename T>
-__device__ __forceinline__ T fromFloat(float v) { return static_cast<T>(v); }
+__device__ __forceinline__ T fromFloat(float v)
+{
+    return static_cast<T>(v);
+}
 template <>
-__device__ __forceinline__ __half fromFloat(float v) { return __float2half_rn(v); }
+__device__ __forceinline__ __half fromFloat(float v)
+{
+    return __float2half_rn(v);
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 fromFloat(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ __nv_bfloat16 fromFloat(float v)
+{
+    return __float2bfloat16_rn(v);
+}
 
 // Calls f.template operator()<T>() with T the element type of dtype.
 template <typename F>

@@ -32,11 +32,11 @@ using ops::OpInfo;
 
 OrtApi const* gApi = nullptr;
 
-#define IRX_RETURN_IF_ERROR(expr)                                                                                      \
-    do                                                                                                                 \
-    {                                                                                                                  \
-        if (OrtStatus* status_ = (expr))                                                                               \
-            return status_;                                                                                            \
+#define IRX_RETURN_IF_ERROR(expr)                                                                                                          \
+    do                                                                                                                                     \
+    {                                                                                                                                      \
+        if (OrtStatus* status_ = (expr))                                                                                                   \
+            return status_;                                                                                                                \
     } while (0)
 
 OrtStatus* fail(OpInfo const& op, std::string const& message)
@@ -138,8 +138,8 @@ struct Kernel
         Tensor scores, valid;
         IRX_RETURN_IF_ERROR(readInput(context, 0, scores));
         DecideParams p{};
-        bool const channels = op == Op::kArgmax ? scores.shape.size() == 3 && scores.shape[2] == 2
-                                                : scores.shape.size() == 3 && scores.shape[2] >= 1;
+        bool const channels =
+                op == Op::kArgmax ? scores.shape.size() == 3 && scores.shape[2] == 2 : scores.shape.size() == 3 && scores.shape[2] >= 1;
         if (!channels || !floatDtype(scores.type, p.dtype))
             return fail(info(), op == Op::kArgmax ? "scores must be a float tensor [B, T, 2]" : "scores must be a float tensor [B, T, C]");
         if (op == Op::kTopK)
@@ -227,8 +227,8 @@ struct Kernel
         IRX_RETURN_IF_ERROR(checkRows(info(), index, rows));
         void* out = nullptr;
         IRX_RETURN_IF_ERROR(makeOutput(context, 0, x.shape, &out));
-        host::scatterAdd(ScatterAddParams{x.data, y.data, static_cast<int64_t const*>(index.data), out, rows, index.count(),
-            static_cast<int32_t>(dim), dtype});
+        host::scatterAdd(ScatterAddParams{
+                x.data, y.data, static_cast<int64_t const*>(index.data), out, rows, index.count(), static_cast<int32_t>(dim), dtype});
         return nullptr;
     }
 };
@@ -255,7 +255,7 @@ ONNXTensorElementDataType outputType(Op op, size_t i)
     case Op::kSeqIndex: return i == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
     case Op::kGather:
     case Op::kScatterAdd: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; // x's type
-    default: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; // the margins
+    default: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;                  // the margins
     }
 }
 
@@ -331,8 +331,9 @@ struct RouteCustomOp : OrtCustomOp
         IRX_RETURN_IF_ERROR(gApi->KernelInfoGetAttribute_string(info, "plugin_version", version.data(), &size));
         version.resize(size > 0 ? size - 1 : 0); // the size counts the terminating null
         if (version != op.version)
-            return fail(op, "plugin_version '" + version + "' is not " + op.version + ", the version these kernels implement "
-                            "(re-export with this irexport, or rebuild the kernels)");
+            return fail(op, "plugin_version '" + version + "' is not " + op.version +
+                                    ", the version these kernels implement "
+                                    "(re-export with this irexport, or rebuild the kernels)");
         float value = 0.f;
         if (op.field)
         {
@@ -393,27 +394,22 @@ std::vector<RouteCustomOp>& customOpsOf(std::index_sequence<I...>)
     return all;
 }
 
-std::vector<RouteCustomOp>& customOps()
-{
-    return customOpsOf(std::make_index_sequence<size_t(Op::kCount)>{});
-}
+std::vector<RouteCustomOp>& customOps() { return customOpsOf(std::make_index_sequence<size_t(Op::kCount)>{}); }
 
 } // namespace
 } // namespace irexport::onnxrt
 
 // The ONNX Runtime API version the library was compiled against: it loads into that release and newer ones.
-IRX_EXPORT uint32_t irexportOrtApiVersion()
-{
-    return ORT_API_VERSION;
-}
+IRX_EXPORT uint32_t irexportOrtApiVersion() { return ORT_API_VERSION; }
 
 IRX_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options, OrtApiBase const* apiBase)
 {
     using namespace irexport::onnxrt;
     OrtApi const* api = apiBase->GetApi(ORT_API_VERSION);
     if (!api) // an ONNX Runtime older than the headers: report through its oldest API (CreateStatus never moved)
-        return apiBase->GetApi(1)->CreateStatus(ORT_FAIL, ("irexport's kernels were built for ONNX Runtime API " +
-            std::to_string(ORT_API_VERSION) + ", newer than this ONNX Runtime").c_str());
+        return apiBase->GetApi(1)->CreateStatus(ORT_FAIL,
+                ("irexport's kernels were built for ONNX Runtime API " + std::to_string(ORT_API_VERSION) + ", newer than this ONNX Runtime")
+                        .c_str());
     // a domain lives as long as the sessions that use it: kept for the process (as ONNX Runtime's own test library)
     static std::mutex lock;
     static std::vector<OrtCustomOpDomain*> domains;

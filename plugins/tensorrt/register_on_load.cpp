@@ -28,8 +28,8 @@ namespace {
 #define IRX_STR(x) IRX_STR2(x)
 constexpr char const* kNvinfer = "libnvinfer.so." IRX_STR(NV_TENSORRT_MAJOR);
 
-using GetRegistry = IPluginRegistry* (*) ();
-using GetLogger = ILogger* (*) ();
+using GetRegistry = IPluginRegistry* (*)();
+using GetLogger = ILogger* (*)();
 
 GetLogger gGetLogger = nullptr;
 
@@ -52,9 +52,9 @@ __attribute__((constructor)) void registerCreators()
     if (registry == nullptr)
     {
         std::fprintf(stderr,
-            "irexport plugins: %s %s; nothing registered (import TensorRT %d first, or put its library folder on "
-            "LD_LIBRARY_PATH)\n",
-            kNvinfer, nvinfer ? "has no plugin registry" : "cannot be found", NV_TENSORRT_MAJOR);
+                "irexport plugins: %s %s; nothing registered (import TensorRT %d first, or put its library folder on "
+                "LD_LIBRARY_PATH)\n",
+                kNvinfer, nvinfer ? "has no plugin registry" : "cannot be found", NV_TENSORRT_MAJOR);
         return;
     }
     static TensorRTLoggerFinder finder;

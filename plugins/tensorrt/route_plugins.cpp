@@ -101,7 +101,8 @@ public:
     // IPluginV3OneBuild
     int32_t getNbOutputs() const noexcept override { return info().nbOutputs; }
 
-    int32_t getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes, int32_t nbInputs) const noexcept override
+    int32_t getOutputDataTypes(
+            DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes, int32_t nbInputs) const noexcept override
     {
         if (nbInputs != info().nbInputs || nbOutputs != info().nbOutputs)
             return -1;
@@ -123,7 +124,7 @@ public:
     }
 
     int32_t getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/,
-        DimsExprs* outputs, int32_t nbOutputs, IExprBuilder& exprBuilder) noexcept override
+            DimsExprs* outputs, int32_t nbOutputs, IExprBuilder& exprBuilder) noexcept override
     {
         if (nbInputs != info().nbInputs || nbOutputs != info().nbOutputs)
             return -1;
@@ -195,13 +196,13 @@ public:
     }
 
     int32_t configurePlugin(DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
-        int32_t nbOutputs) noexcept override
+            int32_t nbOutputs) noexcept override
     {
         return nbInputs == info().nbInputs && nbOutputs == info().nbOutputs ? 0 : -1;
     }
 
     size_t getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t /*nbInputs*/, DynamicPluginTensorDesc const* /*outputs*/,
-        int32_t /*nbOutputs*/) const noexcept override
+            int32_t /*nbOutputs*/) const noexcept override
     {
         auto const batch = static_cast<int32_t>(inputs[0].max.d[0]);
         auto const seq = static_cast<int32_t>(inputs[0].max.d[1]);
@@ -211,13 +212,14 @@ public:
     }
 
     // IPluginV3OneRuntime
-    int32_t onShapeChange(PluginTensorDesc const* /*in*/, int32_t nbInputs, PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept override
+    int32_t onShapeChange(
+            PluginTensorDesc const* /*in*/, int32_t nbInputs, PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept override
     {
         return nbInputs == info().nbInputs && nbOutputs == info().nbOutputs ? 0 : -1;
     }
 
     int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/, void const* const* inputs,
-        void* const* outputs, void* workspace, cudaStream_t stream) noexcept override
+            void* const* outputs, void* workspace, cudaStream_t stream) noexcept override
     {
         Dims const& d0 = inputDesc[0].dims;
         auto const batch = static_cast<int32_t>(d0.d[0]);
@@ -230,30 +232,29 @@ public:
         case Op::kThreshold:
         case Op::kTopK:
         {
-            DecideParams p{inputs[0], mOp == Op::kTopK ? static_cast<int32_t const*>(inputs[1]) : nullptr,
-                static_cast<float*>(outputs[0]), batch, seq, static_cast<int32_t>(d0.d[2]), toDtype(inputDesc[0].type),
-                mValue, mValue};
+            DecideParams p{inputs[0], mOp == Op::kTopK ? static_cast<int32_t const*>(inputs[1]) : nullptr, static_cast<float*>(outputs[0]),
+                    batch, seq, static_cast<int32_t>(d0.d[2]), toDtype(inputDesc[0].type), mValue, mValue};
             err = mOp == Op::kArgmax ? cuda::argmax(p, stream) : mOp == Op::kThreshold ? cuda::threshold(p, stream) : cuda::topk(p, stream);
             break;
         }
         case Op::kIndex:
         case Op::kSeqIndex:
         {
-            IndexParams p{static_cast<int32_t const*>(inputs[0]), static_cast<int64_t*>(outputs[0]),
-                static_cast<int32_t*>(outputs[1]), static_cast<int32_t*>(workspace), batch, seq};
+            IndexParams p{static_cast<int32_t const*>(inputs[0]), static_cast<int64_t*>(outputs[0]), static_cast<int32_t*>(outputs[1]),
+                    static_cast<int32_t*>(workspace), batch, seq};
             err = mOp == Op::kIndex ? cuda::index(p, stream) : cuda::seqIndex(p, stream);
             break;
         }
         case Op::kGather:
-            err = cuda::gather(GatherParams{inputs[0], static_cast<int64_t const*>(inputs[1]), outputs[0], volume(inputDesc[1].dims),
-                                   dim, toDtype(inputDesc[0].type)},
-                stream);
+            err = cuda::gather(GatherParams{inputs[0], static_cast<int64_t const*>(inputs[1]), outputs[0], volume(inputDesc[1].dims), dim,
+                                       toDtype(inputDesc[0].type)},
+                    stream);
             break;
         case Op::kScatterAdd:
-            err = cuda::scatterAdd(ScatterAddParams{inputs[0], inputs[1], static_cast<int64_t const*>(inputs[2]), outputs[0],
-                                       volume(d0) / std::max<int64_t>(dim, 1), volume(inputDesc[2].dims), dim,
-                                       toDtype(inputDesc[0].type)},
-                stream);
+            err = cuda::scatterAdd(
+                    ScatterAddParams{inputs[0], inputs[1], static_cast<int64_t const*>(inputs[2]), outputs[0],
+                            volume(d0) / std::max<int64_t>(dim, 1), volume(inputDesc[2].dims), dim, toDtype(inputDesc[0].type)},
+                    stream);
             break;
         default: break;
         }
@@ -346,23 +347,14 @@ std::array<IPluginCreatorInterface*, sizeof...(I)>& creatorsOf(std::index_sequen
     return pointers;
 }
 
-std::array<IPluginCreatorInterface*, size_t(Op::kCount)>& creators()
-{
-    return creatorsOf(std::make_index_sequence<size_t(Op::kCount)>{});
-}
+std::array<IPluginCreatorInterface*, size_t(Op::kCount)>& creators() { return creatorsOf(std::make_index_sequence<size_t(Op::kCount)>{}); }
 
 } // namespace
 } // namespace irexport::trt
 
-IRX_EXPORT void setLoggerFinder(ILoggerFinder* finder)
-{
-    irexport::trt::gLoggerFinder = finder;
-}
+IRX_EXPORT void setLoggerFinder(ILoggerFinder* finder) { irexport::trt::gLoggerFinder = finder; }
 
-IRX_EXPORT int32_t irexportPluginTensorRTMajor()
-{
-    return NV_TENSORRT_MAJOR;
-}
+IRX_EXPORT int32_t irexportPluginTensorRTMajor() { return NV_TENSORRT_MAJOR; }
 
 // IPluginRegistry::loadLibrary and trtexec --dynamicPlugins register what this returns.
 IRX_EXPORT IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
