@@ -28,7 +28,7 @@ import numpy as np
 from .engine.build import REPORT
 from .engine.loading import find_plugin_library, load_plugin_library, version_tuple
 from .engine.targets import RECORDED_BEFORE_TARGETS, TARGETS, TensorRTMissing, require_target
-from .errors import IrexportError
+from .errors import BackendError, IrexportError
 from .export.manifest import DTYPES, PHASES, check_phase, past_names
 from .filehash import sha256
 from .jsonrecord import read_json_record
@@ -201,7 +201,7 @@ class Engine:
         self._runtime.engine_host_code_allowed = bool(report["version_compatible"])
         self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
-            raise IrexportError(f"{path}: {target.title} could not deserialize the engine (see the messages above)")
+            raise BackendError(f"{path}: {target.title} could not deserialize the engine (see the messages above)")
         if self.engine.num_optimization_profiles != len(PHASES):
             raise IrexportError(f"{path}: {self.engine.num_optimization_profiles} optimization profiles, irexport builds "
                                 f"{len(PHASES)} ({', '.join(PHASES)}); rebuild with irexport build")
@@ -231,7 +231,8 @@ class Engine:
             except RuntimeError:
                 selected = False
             if not selected:
-                raise IrexportError(f"{self.where}: {self.target.title} could not create the {phase} context (see the messages above)")
+                raise BackendError(f"{self.where}: {self.target.title} could not create the {phase} context (see the messages "
+                                   "above)")
             context.set_device_memory(self._activations.data_ptr(), self.engine.device_memory_size_v2)
             self._contexts[phase] = context
         return self._contexts[phase]
@@ -257,7 +258,7 @@ class Engine:
             tensors[name] = t.to(device=device, dtype=self.input_dtype(phase, name)).contiguous()
             if not (context.set_input_shape(name, tuple(t.shape))
                     and context.set_tensor_address(name, self._address(tensors[name]))):
-                raise IrexportError(f"{where}: {self.target.title} refused input {name} of shape {list(t.shape)}")
+                raise BackendError(f"{where}: {self.target.title} refused input {name} of shape {list(t.shape)}")
         outputs = {}
         for name in self.outputs:
             shape = tuple(context.get_tensor_shape(name))
@@ -269,7 +270,7 @@ class Engine:
         stream = self._stream
         stream.wait_stream(torch.cuda.current_stream())  # the inputs were copied on the current stream
         if not context.execute_async_v3(stream.cuda_stream):
-            raise IrexportError(f"{where}: {self.target.title} failed to run the engine (see the messages above)")
+            raise BackendError(f"{where}: {self.target.title} failed to run the engine (see the messages above)")
         stream.synchronize()
         if as_numpy:
             return {n: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for n, t in outputs.items()}

@@ -178,14 +178,14 @@ def test_irexport_run_refuses_a_bad_profile_before_tensorrt(irexport_run, tmp_pa
 
 
 def test_irexport_run_refuses_a_garbage_engine(irexport_run, tmp_path):
-    """Without a usable GPU the CUDA check comes first (exit 1); with one, TensorRT refuses the file (exit 2).
+    """Without a usable GPU the CUDA check comes first (exit 3); with one, TensorRT refuses the file (exit 2).
     TensorRT's own messages may come before irexport-run's one error line."""
     engine = tmp_path / "garbage.engine"
     engine.write_bytes(os.urandom(4096))
     result = run(irexport_run, "--engine", engine, "--output-dir", tmp_path / "out")
     errors = [line for line in result.stderr.splitlines() if line.startswith("irexport-run: error: ")]
     assert len(errors) == 1 and result.stderr.splitlines()[-1] == errors[0], result.stderr
-    if result.returncode == 1:
+    if result.returncode == 3:
         assert "no usable CUDA GPU" in errors[0]
     else:
         assert result.returncode == 2 and f"{engine}: not a TensorRT engine this runtime can load" in errors[0]

@@ -1,5 +1,5 @@
 // irexport-run: runs a serialized TensorRT engine on .npy inputs and writes its outputs as .npy files.
-// Exit codes: 0 success, 2 bad usage or input (one "irexport-run: error: ..." line), 1 CUDA/TensorRT failure.
+// Exit codes: 0 success, 2 bad usage or input (one "irexport-run: error: ..." line), 3 CUDA/TensorRT failure.
 #include "engine_runner.h"
 
 #include <algorithm>
@@ -32,7 +32,7 @@ Runs a serialized TensorRT engine on .npy inputs and writes each output to DIR/N
   --allow-host-code   let a version-compatible engine run the plugin code serialized into it
                       (only for engine files you trust)
 Prints one line per output: NAME DTYPE SHAPE. Exit codes: 0 success, 2 bad usage or input,
-1 CUDA or TensorRT failure.
+3 CUDA or TensorRT failure.
 )";
 
 struct Options
@@ -226,14 +226,14 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "irexport-run: error: %s\n", e.what());
         return 2;
     }
-    catch (std::exception const& e)
+    catch (std::exception const& e) // CUDA or TensorRT failed: exit 3, as irexport's own TensorRT failures
     {
         std::fprintf(stderr, "irexport-run: error: %s\n", e.what());
-        return 1;
+        return 3;
     }
     catch (...)
     {
         std::fprintf(stderr, "irexport-run: error: unknown exception\n");
-        return 1;
+        return 3;
     }
 }

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
                                    "the GPU it runs on; TensorRT-RTX builds on a CPU for RTX GPUs, which compile its "
                                    "kernels when they first load the engine. Writes model.engine, build_settings.json "
                                    "and build_report.json. "
-                                   f"Recipes: {RECIPES}. Exit 0 built, 2 bad input or TensorRT missing.")
+                                   f"Recipes: {RECIPES}. Exit 0 built, 2 bad input or TensorRT missing, 3 TensorRT failed.")
     p.add_argument("export_dir", type=Path, help="directory written by irexport export")
     p.add_argument("--recipe", type=Path, required=True, help="recipe YAML, e.g. engines/recipes/demo.yaml")
     p.add_argument("--target", choices=("tensorrt", "tensorrt-rtx"),

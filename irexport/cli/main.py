@@ -1,7 +1,7 @@
 """``irexport`` entry point: parses arguments and turns bad input into one line and exit code 2.
 
 Exit codes: 0 success, 1 a check failed (parity and the like), 2 bad input or usage (out of memory on inputs too
-large for the machine included), 70 internal error
+large for the machine included), 3 TensorRT failed on input irexport accepted, 70 internal error
 (a bug in irexport: one line, the traceback with --debug or IREXPORT_DEBUG=1), 130 interrupted (SIGINT or
 SIGTERM; nothing half-written is kept). CI can tell a crash from a failed check.
 """
@@ -15,11 +15,12 @@ import sys
 import threading
 
 from .. import __version__
-from ..errors import IrexportError, one_line
+from ..errors import BackendError, IrexportError, one_line
 from . import build, convert, demo, export, generate, init, inspect, parity, parity_matrix, plugins, run
 
 COMMANDS = (init, convert, run, inspect, export, build, parity, parity_matrix, generate, plugins, demo)
 EXIT_BAD_INPUT = 2
+EXIT_BACKEND = 3  # TensorRT failed on input irexport accepted (irexport-run: the same)
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE
 EXIT_INTERRUPTED = 130
 OPTIONAL = {"onnx": "onnx", "onnxscript": "onnx", "onnxruntime": "onnx"}
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args, debug: bool) -> int:
     try:
         return args.func(args) or 0
+    except BackendError as e:
+        print(f"irexport: error: {e}", file=sys.stderr)
+        return EXIT_BACKEND
     except IrexportError as e:
         print(f"irexport: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..atomic import atomic_dir
-from ..errors import IrexportError
+from ..errors import BackendError, IrexportError
 from ..export.manifest import PHASES, load_manifest
 from ..filehash import sha256
 from ..ops.spec import DOMAIN, OPS
@@ -260,8 +260,8 @@ def _build_one(target: Target, trt, onnx_path: Path, graph, engine_path: Path, s
                                         save_timing_cache=str(timing_cache) if timing_cache else None)()
     except PolygraphyException as e:  # parse or build failures: TensorRT's own messages were logged above
         first = (str(e).strip().splitlines() or ["failed"])[0]
-        raise IrexportError(f"{onnx_path}: {target.title} could not build the engine: {first} (its messages above say "
-                            "why)") from None
+        raise BackendError(f"{onnx_path}: {target.title} could not build the engine: {first} (its messages above say "
+                           "why)") from None
     with open(engine_path, "wb") as f:
         f.write(engine)  # IHostMemory supports the buffer protocol: no second copy of a multi-GB plan
     return info

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IrexportError
+from ..errors import BackendError, IrexportError
 from ..export.manifest import check_phase
 
 ONNXRT = "onnxrt"
@@ -122,7 +122,7 @@ class TrtBackend:
                 outputs = runner.infer(tensors, copy_outputs_to_host=True)
         except PolygraphyException as e:
             first = (str(e).strip().splitlines() or ["failed"])[0]
-            raise IrexportError(f"{self.path}: {self.target.title} failed ({phase}): {first}") from None
+            raise BackendError(f"{self.path}: {self.target.title} failed ({phase}): {first}") from None
         return {n: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for n, t in outputs.items()}
 
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
