@@ -11,7 +11,7 @@ inputs/outputs and dtypes, shared by the torch ops, the ONNX export and the Tens
   RouteGather     rows of x (x flattened to [rows, D]) at an index of any shape (zeros where it is -1)
   RouteScatterAdd x with rows of y added at the indexed rows of x (where the index is >= 0)
 
-Compaction is flat (issue 11): the unit's matrix products run on [N, d], N = executed tokens of the
+Compaction is flat: the unit's matrix products run on [N, d], N = executed tokens of the
 whole batch, so a decode step of B sequences does the work of the tokens that execute, not of the
 longest sequence. RouteIndex and RouteSeqIndex have data-dependent output shapes; each names its size
 (0-d int32) as its second output, the size tensor a TensorRT plugin declares. Their function bodies
