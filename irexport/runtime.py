@@ -90,9 +90,14 @@ def check_engine_file(engine_dir, report: dict) -> Path:
     return path
 
 
+def built_target(report: dict):
+    """The Target the record says built the engine."""
+    return TARGETS[report.get("target", RECORDED_BEFORE_TARGETS)]
+
+
 def runtime_target(report: dict, where: str):
     """(Target, module) of the TensorRT that built the engine: an engine runs only in its own target."""
-    target = TARGETS[report.get("target", RECORDED_BEFORE_TARGETS)]
+    target = built_target(report)
     try:
         return require_target(target.name, builder=False)
     except TensorRTMissing:
@@ -129,7 +134,7 @@ def check_rtx_gpu(report: dict, trt, where: str) -> None:
 def check_tensorrt_version(report: dict, installed: str, where: str) -> None:
     """Plain engines load only in the TensorRT version that built them; version-compatible engines in
     that version or a newer one of the same major."""
-    built, title = report["tensorrt_version"], TARGETS[report.get("target", RECORDED_BEFORE_TARGETS)].title
+    built, title = report["tensorrt_version"], built_target(report).title
     same_major = built.split(".")[0] == installed.split(".")[0]
     if installed != built and not (report["version_compatible"] and same_major and version_tuple(installed) >= version_tuple(built)):
         raise IrexportError(f"{where}: built with {title} {built}, this is {title} {installed} (rebuild, or build "
@@ -175,22 +180,34 @@ def check_feed(inputs: dict, feed: dict, where: str) -> None:
                                 f"{list(spec['min'])} .. {list(spec['max'])} ({hint})")
 
 
+def prepare_engine(engine_dir, plugins=None, manifest=None):
+    """Everything the runtimes check before the engine is deserialized, in order (with ``manifest``, first that
+    the engine was built from that export), then its plugin library loaded: returns (report, engine file, plugin
+    library or None, Target, module)."""
+    where = str(engine_dir)
+    report = read_build_report(engine_dir)
+    if manifest is not None:
+        check_built_from(report, manifest, engine_dir)
+    path = check_engine_file(engine_dir, report)
+    library = plugin_library_for(report, plugins, where)
+    target, trt = runtime_target(report, where)
+    check_tensorrt_version(report, trt.__version__, str(path))
+    require_gpu(target)
+    check_rtx_gpu(report, trt, where)
+    if library is not None:
+        load_plugin_library(target, trt, library)
+    return report, path, library, target, trt
+
+
 class Engine:
     """The deserialized engine, and an execution context per phase (created on first use)."""
 
-    def __init__(self, engine_dir, plugins=None):
+    def __init__(self, engine_dir, plugins=None, manifest=None):
+        """``manifest``: the export the engine must have been built from (checked first), when the caller has it."""
         import torch
 
         self.where = str(engine_dir)
-        report = read_build_report(engine_dir)
-        path = check_engine_file(engine_dir, report)
-        library = plugin_library_for(report, plugins, str(engine_dir))
-        target, trt = runtime_target(report, str(engine_dir))
-        check_tensorrt_version(report, trt.__version__, str(path))
-        require_gpu(target)
-        check_rtx_gpu(report, trt, str(engine_dir))
-        if library is not None:
-            load_plugin_library(target, trt, library)
+        report, path, _, target, trt = prepare_engine(engine_dir, plugins, manifest)
         self.profiles = report["engine"]["profiles"]
         from .reference import DTYPES
 
@@ -280,8 +297,8 @@ class Engine:
 class EngineGenerator:
     """Greedy generation with the engine's prefill and decode profiles, on the GPU end to end."""
 
-    def __init__(self, engine_dir, plugins=None):
-        self.engine = Engine(engine_dir, plugins)
+    def __init__(self, engine_dir, plugins=None, manifest=None):
+        self.engine = Engine(engine_dir, plugins, manifest)
         self.layers = sum(n.startswith("past_key_values.") for n in self.engine.inputs("decode")) // 2
 
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:

@@ -160,6 +160,42 @@ def build_dir(exported, tmp_path):
     return engines, plugins, out
 
 
+def node_model(name, inputs, **attrs) -> bytes:
+    """One routing node (torch tensors as its inputs) and its model-local function, as exports hold them."""
+    import onnx
+
+    from irexport.ops.onnx_functions import function_proto
+    from irexport.ops.spec import DOMAIN, DOMAIN_OPSET, OPS
+
+    types = {torch.float32: onnx.TensorProto.FLOAT, torch.float16: onnx.TensorProto.FLOAT16,
+             torch.int32: onnx.TensorProto.INT32, torch.int64: onnx.TensorProto.INT64}
+    spec = OPS[name]
+    node = onnx.helper.make_node(name, [p.name for p in spec.inputs], [p.name for p in spec.outputs], domain=DOMAIN,
+                                 **attrs, **spec.node_attributes)
+    graph = onnx.helper.make_graph(
+        [node], "node",
+        [onnx.helper.make_tensor_value_info(p.name, types[t.dtype], None) for p, t in zip(spec.inputs, inputs, strict=True)],
+        [onnx.ValueInfoProto(name=p.name) for p in spec.outputs])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
+                                                         onnx.helper.make_opsetid(DOMAIN, DOMAIN_OPSET)],
+                                   functions=[function_proto(spec, 18)])
+    return model.SerializeToString()
+
+
+def run_node(name, inputs, library=None, **attrs) -> list:
+    """The node in ONNX Runtime: with ``library`` (irexport's kernels) registered its kernel runs, else its
+    function body; numpy outputs."""
+    import onnxruntime as ort
+
+    from irexport.ops.spec import OPS
+
+    options = ort.SessionOptions()
+    if library is not None:
+        options.register_custom_ops_library(str(library))
+    session = ort.InferenceSession(node_model(name, inputs, **attrs), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {p.name: t.numpy() for p, t in zip(OPS[name].inputs, inputs, strict=True)})
+
+
 @pytest.fixture(autouse=True)
 def no_onnxrt_kernels_unless_asked(monkeypatch):
     """ONNX Runtime sessions run the function bodies unless a test builds and asks for irexport's kernels

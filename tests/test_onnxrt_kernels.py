@@ -14,12 +14,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import cmake_build
+from conftest import cmake_build, node_model, run_node
 
 from irexport.errors import IrexportError
 from irexport.ops import torch_ops
-from irexport.ops.onnx_functions import function_proto
-from irexport.ops.spec import DOMAIN, DOMAIN_OPSET, OPS
+from irexport.ops.spec import DOMAIN
 
 
 @pytest.fixture(scope="session")
@@ -37,37 +36,6 @@ def kernels(tmp_path_factory):
 def use_kernels(kernels, monkeypatch):
     monkeypatch.setenv("IREXPORT_ONNXRT_KERNELS", str(kernels))
     return kernels
-
-
-ONNX_TYPES = {torch.float32: onnx.TensorProto.FLOAT, torch.float16: onnx.TensorProto.FLOAT16,
-              torch.int32: onnx.TensorProto.INT32, torch.int64: onnx.TensorProto.INT64}
-
-
-def node_model(name, inputs, **attrs) -> bytes:
-    """One routing node and its model-local function, as exports hold them."""
-    spec = OPS[name]
-    node = onnx.helper.make_node(name, [p.name for p in spec.inputs], [p.name for p in spec.outputs], domain=DOMAIN,
-                                 **attrs, **spec.node_attributes)
-    graph = onnx.helper.make_graph(
-        [node], "node",
-        [onnx.helper.make_tensor_value_info(p.name, ONNX_TYPES[t.dtype], None) for p, t in zip(spec.inputs, inputs, strict=False)],
-        [onnx.ValueInfoProto(name=p.name) for p in spec.outputs])
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
-                                                         onnx.helper.make_opsetid(DOMAIN, DOMAIN_OPSET)],
-                                   functions=[function_proto(spec, 18)])
-    return model.SerializeToString()
-
-
-def run_node(name, inputs, library=None, **attrs):
-    """The node in ONNX Runtime: with ``library`` registered its kernel runs, else its function body."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if library is not None:
-        options.register_custom_ops_library(str(library))
-    session = ort.InferenceSession(node_model(name, inputs, **attrs), options, providers=["CPUExecutionProvider"])
-    feed = {p.name: t.numpy() for p, t in zip(OPS[name].inputs, inputs, strict=False)}
-    return session.run(None, feed)
 
 
 def same(kernel, body, exact=True):

@@ -6,8 +6,9 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from conftest import run_node
 
-from irexport.ops import DOMAIN, DOMAIN_OPSET, OPS, torch_ops
+from irexport.ops import DOMAIN, OPS, torch_ops
 from irexport.ops.onnx_functions import function_proto
 
 
@@ -63,22 +64,7 @@ def test_exported_nodes_and_functions_match_the_descriptions(exported_models):
 
 def _run_body(name, inputs, **attrs):
     """Run the op's function body alone in ONNX Runtime (one node that resolves to the model-local function)."""
-    import onnxruntime as ort
-
-    spec = OPS[name]
-    dtype = {torch.float32: onnx.TensorProto.FLOAT, torch.int32: onnx.TensorProto.INT32,
-             torch.int64: onnx.TensorProto.INT64, torch.float16: onnx.TensorProto.FLOAT16}
-    node = onnx.helper.make_node(name, [p.name for p in spec.inputs], [p.name for p in spec.outputs], domain=DOMAIN,
-                                 **attrs)
-    graph = onnx.helper.make_graph(
-        [node], "body",
-        [onnx.helper.make_tensor_value_info(p.name, dtype[t.dtype], None) for p, t in zip(spec.inputs, inputs, strict=False)],
-        [onnx.ValueInfoProto(name=p.name) for p in spec.outputs])
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
-                                                         onnx.helper.make_opsetid(DOMAIN, DOMAIN_OPSET)],
-                                   functions=[function_proto(spec, 18)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return [torch.from_numpy(o) for o in session.run(None, {p.name: t.numpy() for p, t in zip(spec.inputs, inputs, strict=False)})]
+    return [torch.from_numpy(o) for o in run_node(name, inputs, **attrs)]
 
 
 MASKS = {

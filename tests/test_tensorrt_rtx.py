@@ -279,7 +279,9 @@ def rtx_gpu() -> str | None:
     if not torch.cuda.is_available():
         return None
     major, minor = torch.cuda.get_device_capability()
-    return torch.cuda.get_device_name() if f"{major}.{minor}" in ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1") else None
+    from irexport.engine.recipe import COMPUTE_CAPABILITIES
+
+    return torch.cuda.get_device_name() if f"{major}.{minor}" in COMPUTE_CAPABILITIES else None
 
 
 def test_rtx_engines_are_checked_then_need_a_gpu(rtx_engine, tmp_path):

@@ -42,10 +42,9 @@ def main(args) -> int:
         source = source_model(manifest, args.export_dir, "its tokenizer is needed for --prompt: use --input-ids")
         ids, mask = reference.tokenize(source, args.prompt, manifest["model"]["vocab_size"])
     if args.engine is not None:
-        from ..runtime import EngineGenerator, check_built_from, read_build_report
+        from ..runtime import EngineGenerator
 
-        check_built_from(read_build_report(args.engine), manifest, args.engine)
-        tokens = EngineGenerator(args.engine, args.plugins).greedy(ids, mask, args.max_new_tokens)
+        tokens = EngineGenerator(args.engine, args.plugins, manifest).greedy(ids, mask, args.max_new_tokens)
     else:
         with onnxrt_errors(args.export_dir):
             tokens = OnnxGenerator(args.export_dir, manifest=manifest, routing_ops=args.routing_ops).greedy(

@@ -75,13 +75,12 @@ def require_target(name: str | None = None, builder: bool = True):
         target = TARGETS[name]
         module = _import(target, builder)
     else:
-        missing = []
         for target in TARGETS.values():
             try:
                 module = _import(target, builder)
                 break
-            except TensorRTMissing as e:
-                missing.append(str(e))
+            except TensorRTMissing:
+                continue
         else:
             raise TensorRTMissing(f"neither TensorRT nor TensorRT-RTX is installed: {TARGETS['tensorrt'].install}; "
                                   f"or for RTX GPUs: {TARGETS['tensorrt-rtx'].install}")
@@ -92,12 +91,8 @@ def require_target(name: str | None = None, builder: bool = True):
 def _point_polygraphy_at(target: Target) -> None:
     """Polygraphy's TensorRT modules bind the module they import when they are imported; its datatype module
     (imported by the comparator and ONNX Runtime backend too) is rebound here, the backend cannot be."""
-    from polygraphy import config
+    from polygraphy import config  # >= 0.49.26 (pyproject): the first with USE_TENSORRT_RTX
 
-    if not hasattr(config, "USE_TENSORRT_RTX"):
-        if target.is_rtx:
-            raise IrexportError("this Polygraphy cannot drive TensorRT-RTX: pip install 'polygraphy>=0.49.26'")
-        return
     if config.USE_TENSORRT_RTX == target.is_rtx:
         return
     if "polygraphy.backend.trt" in sys.modules:

@@ -75,29 +75,10 @@ class TrtBackend:
     name = TRT
 
     def __init__(self, engine_dir: Path, manifest: dict, plugins=None):
-        from ..engine.loading import load_plugin_library
-        from ..runtime import (
-            check_built_from,
-            check_engine_file,
-            check_rtx_gpu,
-            check_tensorrt_version,
-            plugin_library_for,
-            read_build_report,
-            require_gpu,
-            runtime_target,
-        )
+        from ..runtime import prepare_engine
 
         self.engine_dir = Path(engine_dir)
-        self.report = read_build_report(self.engine_dir)
-        check_built_from(self.report, manifest, self.engine_dir)
-        self.path = check_engine_file(self.engine_dir, self.report)
-        self.plugins = plugin_library_for(self.report, plugins, str(engine_dir))
-        self.target, trt = runtime_target(self.report, str(engine_dir))
-        check_tensorrt_version(self.report, trt.__version__, str(engine_dir))
-        require_gpu(self.target)
-        check_rtx_gpu(self.report, trt, str(engine_dir))
-        if self.plugins is not None:
-            load_plugin_library(self.target, trt, self.plugins)
+        self.report, self.path, self.plugins, self.target, _ = prepare_engine(self.engine_dir, plugins, manifest)
         self.engine = None
 
     def run(self, phase: str, feed: dict) -> dict:
