@@ -75,15 +75,16 @@ def register(options, routing_ops: str, providers) -> str:
         raise IrexportError(f"routing ops {routing_ops!r}: one of {', '.join(ROUTING_OPS)}")
     if routing_ops == "bodies" or (routing_ops == "auto" and list(providers)[:1] != ["CPUExecutionProvider"]):
         return "bodies"
-    if routing_ops == "auto":
+    if routing_ops == "kernels":
+        path = ort_library_path()
+    else:
         try:
-            if find_library() is None:
+            path = find_library()
+            if path is None:
                 return "bodies"
-            path = ort_library_path()
+            check_library(path)
         except IrexportError as e:
             print(f"irexport: routing nodes run as function bodies: {e}", file=sys.stderr)
             return "bodies"
-    else:
-        path = ort_library_path()
-    options.register_custom_ops_library(path)
+    options.register_custom_ops_library(str(path))
     return "kernels"

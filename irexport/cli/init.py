@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..ops.spec import OPS
 from .common import SEED, SEED_MAX, SIZE, int_in, log, number_in
 
 FAMILY_CHOICES = ("informed", "skipgpt", "router_tuning", "mod")
@@ -28,7 +29,8 @@ def add_parser(sub) -> None:
                         "as a real model's, e.g. 128256 for Llama 3, with ids the tokenizer never produces)")
     p.add_argument("--units", default="attention,mlp", help="routed units, comma separated (default: attention,mlp)")
     p.add_argument("--pooling", choices=("token", "sequence"), default=None, help="router_tuning: per token or per sequence")
-    p.add_argument("--capacity", type=number_in(0, 1, open_lo=True), default=None,
+    capacity = OPS["RouteTopK"].attribute("capacity")  # the op's range, as the routing config and kernels take it
+    p.add_argument("--capacity", type=number_in(capacity.low, capacity.high, open_lo=capacity.low_exclusive), default=None,
                    help="mod: executed fraction per sequence (default: 0.5)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
                    help="the checkpoint's dtype; the model is built and calibrated in it, never in float32 first "
