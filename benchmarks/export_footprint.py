@@ -43,14 +43,14 @@ PARITY_REFERENCE = """
 import sys
 from irexport.checkpoints import load_model
 from irexport.export.manifest import load_manifest
-from irexport.generate import prefill_feed
-from irexport.parity.check import run_reference, sample_inputs
-from irexport.reference import DTYPES
+from irexport.export.graph_io import GraphIO
+from irexport.parity.check import sample_inputs
+from irexport.reference import DTYPES, run_graph
 manifest = load_manifest(sys.argv[1])
 model = load_model(sys.argv[2], DTYPES[manifest["dtype"]])
-feed = prefill_feed(manifest, sample_inputs(model.config.vocab_size))
-run_reference(model, feed, manifest["strategy"])
-run_reference(model, feed, manifest["strategy"], float32=True)
+feed = GraphIO.of_manifest(manifest).prefill_feed(**sample_inputs(model.config.vocab_size))
+run_graph(model, feed, manifest["strategy"])
+run_graph(model, feed, manifest["strategy"], float32=True)
 """
 VERIFY = "import sys; from irexport.export.manifest import load_manifest; load_manifest(sys.argv[1])"
 

@@ -48,7 +48,7 @@ import onnxruntime as ort
 import torch
 
 from irexport.errors import IrexportError
-from irexport.export.manifest import past_names
+from irexport.export.graph_io import GraphIO
 from irexport.export.onnx_export import export_graph
 from irexport.models.config import UNITS
 from irexport.models.random_init import calibrate, calibration_ids, make_random_model
@@ -70,7 +70,7 @@ def build(args, family, fraction, units=UNITS):
 
 
 def export(model, strategy, workdir: Path, name: str) -> Path:
-    proto, *_ = export_graph(model, strategy, torch.float32)
+    proto, *_ = export_graph(model, strategy, "float32")
     path = workdir / f"{name}.onnx"
     onnx.save_model(proto, str(path), save_as_external_data=True, location=f"{name}.onnx.data")
     return path
@@ -95,7 +95,7 @@ def session(path: Path, kernels: bool = False):
 
 def regimes(args):
     rng = np.random.default_rng(0)
-    cfg = SimpleNamespace(kv=args.kv_heads, hd=args.hidden // args.heads, layers=args.layers)
+    io = GraphIO(args.layers, args.kv_heads, args.hidden // args.heads, "float32")
     out = []
     for spec in filter(None, args.prefill.split(",")):
         batch, tokens = (int(v) for v in spec.split("x"))
@@ -105,16 +105,15 @@ def regimes(args):
         if ragged:  # lengths from a quarter of the window to all of it, left padded
             for b, n in enumerate(rng.integers(tokens // 4, tokens + 1, batch)):
                 mask[b, : tokens - n] = 0
-        empty = dict.fromkeys(past_names(cfg.layers), np.zeros((batch, cfg.kv, 0, cfg.hd), dtype=np.float32))
         out.append({"name": f"prefill b{batch} {tokens}" + (" ragged" if ragged else ""), "phase": "prefill",
                     "batch": batch, "tokens": tokens, "past": 0,
-                    "feed": {"input_ids": ids, "attention_mask": mask, **empty}})
+                    "feed": io.prefill_feed(ids, mask)})
     for spec in filter(None, args.decode.split(",")):
         batch, past = (int(v) for v in spec.split("x"))
         feed = {"input_ids": rng.integers(0, args.vocab, (batch, 1), dtype=np.int64),
                 "attention_mask": np.ones((batch, past + 1), dtype=np.int64)}
-        for name in past_names(cfg.layers):  # random cache values: a step's cost does not depend on them
-            feed[name] = rng.standard_normal((batch, cfg.kv, past, cfg.hd), dtype=np.float32)
+        for name in io.past_names:  # random cache values: a step's cost does not depend on them
+            feed[name] = rng.standard_normal(io.kv_shape(batch, past), dtype=np.float32)
         out.append({"name": f"decode b{batch} past {past}", "phase": "decode", "batch": batch, "tokens": 1,
                     "past": past, "feed": feed})
     return out

@@ -97,6 +97,39 @@ def run(model, input_ids: np.ndarray, attention_mask: np.ndarray | None, dtype: 
     return out, outputs
 
 
+@torch.no_grad()
+def run_graph(model, feed: dict, mode: str, force=None, float32: bool = False) -> dict:
+    """The reference on a feed of the exported graph (numpy; with or without past_key_values), its outputs
+    named as the graph's (numpy; float32 for low-precision ones), in the model's dtype or (``float32``)
+    computed in float32. ``force``: decisions to replay instead of the routers' own."""
+    import contextlib
+
+    from .export.graph_io import GraphIO
+    from .models.compute_dtype import computing_in
+
+    dtype = torch.float32 if float32 else next(model.parameters()).dtype
+    io = GraphIO.of_config(model.config)
+    past = None
+    if io.past_names[0] in feed:
+        cache = [torch.from_numpy(feed[n]).to(dtype) for n in io.past_names]
+        past = tuple(zip(cache[::2], cache[1::2], strict=True))
+    with computing_in(model, dtype) if float32 else contextlib.nullcontext():
+        out = model(torch.from_numpy(feed["input_ids"]), attention_mask=torch.from_numpy(feed["attention_mask"]),
+                    past_key_values=past, mode=mode, force_execute=None if force is None else torch.from_numpy(force))
+    result = {"logits": out.logits.float().numpy(), "decisions": out.execute.numpy(), "router_margin": out.margin.numpy()}
+    flat = [t for kv in out.past_key_values for t in kv]
+    result.update({n: t.float().numpy() for n, t in zip(io.present_names, flat, strict=True)})
+    return result
+
+
+def greedy(model, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int, mode: str = "masked") -> np.ndarray:
+    """The reference's greedy tokens, fed as every backend is fed (``GraphIO.greedy``)."""
+    from .export.graph_io import GraphIO
+
+    io = GraphIO.of_config(model.config, "float32")  # numpy feeds: the cache travels as float32
+    return io.greedy(lambda _phase, feed: run_graph(model, feed, mode), input_ids, attention_mask, new_tokens)
+
+
 def save(out_dir: Path, outputs: dict, feed: dict, meta: dict) -> None:
     """Write outputs.npz, the Polygraphy files (inputs for --load-inputs, outputs for --load-outputs)
     and run.json into ``out_dir`` (a temporary directory that is renamed once complete)."""

@@ -3,7 +3,6 @@ from them (key names as in the informed-routing, SkipGPT and router-tuning code)
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -141,9 +140,10 @@ def exported(tmp_path_factory):
 def build_dir(exported, tmp_path):
     """An engine directory as irexport build writes it, with stand-in engine bytes: everything runtimes
     check before TensorRT is asked (TensorRT itself never sees these files)."""
-    from irexport.engine.build import engine_record, report_header
     from irexport.engine.profiles import input_shapes
-    from irexport.export.manifest import PHASES, load_manifest
+    from irexport.engine.record import engine_record, report_header, write_report
+    from irexport.export.graph_io import PHASES
+    from irexport.export.manifest import load_manifest
 
     out, _ = exported("informed")
     manifest = load_manifest(out)
@@ -156,7 +156,7 @@ def build_dir(exported, tmp_path):
     path.write_bytes(np.random.default_rng(0).bytes(4096))
     report["engine"] = engine_record(path, out / manifest["graph"]["file"], manifest,
                                      {phase: input_shapes(manifest, recipe(), phase) for phase in PHASES})
-    (engines / "build_report.json").write_text(json.dumps(report))
+    write_report(engines, report)
     return engines, plugins, out
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import EXPORT_LAYERS
 
 from irexport.checkpoints import load_model
 from irexport.errors import IrexportError
@@ -107,7 +106,7 @@ def test_tensorrt_parity(engines, exported, name, strategy, dtype):
 
 @pytest.mark.tensorrt
 def test_runtime_runs_numpy_and_torch_alike_and_refuses_bad_shapes(engines):
-    from irexport.generate import cache_feed
+    from irexport.export.graph_io import GraphIO
     from irexport.runtime import Engine
 
     engine = Engine(engines())
@@ -119,7 +118,7 @@ def test_runtime_runs_numpy_and_torch_alike_and_refuses_bad_shapes(engines):
     assert isinstance(as_numpy["logits"], np.ndarray) and as_torch["logits"].is_cuda
     np.testing.assert_array_equal(as_numpy["logits"], as_torch["logits"].cpu().numpy())
     step = {"input_ids": as_numpy["logits"][:, -1:].argmax(-1), "attention_mask": np.ones((2, 13), np.int64),
-            **cache_feed(as_numpy, EXPORT_LAYERS)}
+            **GraphIO.of_engine_inputs(engine.inputs("decode")).cache_feed(as_numpy)}
     assert engine.run("decode", step)["logits"].shape == (2, 1, 257)  # the decode profile, same engine
     with pytest.raises(IrexportError, match="outside the engine's profile"):
         engine.run("prefill", {**feed, **sample_inputs(257, batch=2, seq=200)})
@@ -129,12 +128,12 @@ def test_runtime_runs_numpy_and_torch_alike_and_refuses_bad_shapes(engines):
 
 @pytest.mark.tensorrt
 def test_engine_generation_equals_the_reference(engines, exported):
-    from irexport.generate import greedy_reference
+    from irexport.reference import greedy
     from irexport.runtime import EngineGenerator
 
     _, model_dir = exported("informed", "compact")
     feed = sample_inputs(257, seed=5)
-    ours = greedy_reference(load_model(model_dir), feed["input_ids"], feed["attention_mask"], 6, "compact")
+    ours = greedy(load_model(model_dir), feed["input_ids"], feed["attention_mask"], 6, "compact")
     theirs = EngineGenerator(engines()).greedy(feed["input_ids"], feed["attention_mask"], 6)
     np.testing.assert_array_equal(ours, theirs)
 

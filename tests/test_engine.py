@@ -14,17 +14,12 @@ from conftest import PROFILE, recipe
 from irexport.engine.build import check_builder_version, classify_routing_nodes, routing_nodes
 from irexport.engine.profiles import check_precision, input_shapes
 from irexport.engine.recipe import load_recipe
+from irexport.engine.record import check_engine_file, check_tensorrt_version, plugin_library_for, read_build_report
 from irexport.engine.targets import TARGETS, require_target
 from irexport.errors import IrexportError
 from irexport.export.manifest import load_manifest
 from irexport.parity.matrix import regressions
-from irexport.runtime import (
-    check_engine_file,
-    check_feed,
-    check_tensorrt_version,
-    plugin_library_for,
-    read_build_report,
-)
+from irexport.runtime.tensorrt import check_feed
 
 RECIPES = Path(__file__).resolve().parents[1] / "engines" / "recipes"
 

@@ -135,7 +135,7 @@ def test_export_is_byte_identical_across_processes(tmp_path, exported):
 def test_one_session_serves_prefill_decode_and_chunks(exported, name):
     """The one graph in one ONNX Runtime session: a prefill (empty cache), a chunk of 3 tokens extending
     the cache, then one token, each equal to the reference's forward on the same cache."""
-    from irexport.generate import OnnxGenerator, cache_feed, prefill_feed
+    from irexport.runtime import OnnxGenerator
 
     out, model_dir = exported(name)
     model = load_model(model_dir)
@@ -143,14 +143,14 @@ def test_one_session_serves_prefill_decode_and_chunks(exported, name):
     ids = np.random.default_rng(7).integers(0, 257, (2, 12))
     mask = np.ones_like(ids)
     mask[1, :3] = 0
-    got = session.run(prefill_feed(session.manifest, {"input_ids": ids[:, :8], "attention_mask": mask[:, :8]}))
+    got = session.run("prefill", session.io.prefill_feed(ids[:, :8], mask[:, :8]))
     with torch.no_grad():
         ref = model(torch.from_numpy(ids[:, :8]), attention_mask=torch.from_numpy(mask[:, :8]), mode="compact")
         for start, stop in ((8, 11), (11, 12)):
             np.testing.assert_array_equal(got["decisions"], ref.execute.numpy())
             np.testing.assert_allclose(got["logits"], ref.logits.numpy(), atol=1e-4)
-            feed = {"input_ids": ids[:, start:stop], "attention_mask": mask[:, :stop], **cache_feed(got, LAYERS)}
-            got = session.run(feed)
+            feed = {"input_ids": ids[:, start:stop], "attention_mask": mask[:, :stop], **session.io.cache_feed(got)}
+            got = session.run("decode", feed)
             ref = model(torch.from_numpy(ids[:, start:stop]), attention_mask=torch.from_numpy(mask[:, :stop]),
                         past_key_values=ref.past_key_values, mode="compact")
         np.testing.assert_array_equal(got["decisions"], ref.execute.numpy())
@@ -158,7 +158,7 @@ def test_one_session_serves_prefill_decode_and_chunks(exported, name):
 
 
 def test_generate_command_matches_the_reference(exported, cli, tmp_path):
-    from irexport.generate import greedy_reference
+    from irexport.reference import greedy
 
     out, model_dir = exported("informed")
     ids = np.random.default_rng(3).integers(0, 257, (2, 7))
@@ -166,7 +166,7 @@ def test_generate_command_matches_the_reference(exported, cli, tmp_path):
     code, stdout, err = cli("generate", out, "--input-ids", tmp_path / "ids.npy", "--max-new-tokens", "5")
     assert code == 0, err
     tokens = [json.loads(line)["tokens"] for line in stdout.strip().splitlines()]
-    expected = greedy_reference(load_model(model_dir), ids, np.ones_like(ids), 5, "compact")
+    expected = greedy(load_model(model_dir), ids, np.ones_like(ids), 5, "compact")
     assert tokens == expected.tolist()
     code, stdout, err = cli("generate", out, "--prompt", "routed", "--max-new-tokens", "3")
     assert code == 0, err

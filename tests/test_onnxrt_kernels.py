@@ -133,8 +133,8 @@ def test_parity_with_the_kernels_and_with_the_bodies(name, strategy, dtype, expo
 def test_sessions_use_the_kernels_when_built(exported, use_kernels, monkeypatch, cli):
     import onnxruntime as ort
 
-    from irexport.generate import OnnxGenerator
     from irexport.onnxrt_kernels import register
+    from irexport.runtime import OnnxGenerator
 
     out, _ = exported("informed", "compact")
     cpu = ["CPUExecutionProvider"]

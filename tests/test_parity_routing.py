@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from conftest import tiny
 
-from irexport.parity.check import compare_phase, run_reference, sample_inputs
+from irexport.parity.check import compare_phase, sample_inputs
 from irexport.parity.tolerances import TOLERANCES
+from irexport.reference import run_graph
 
 
 class FlippedBackend:
@@ -24,14 +25,14 @@ class FlippedBackend:
         self.model, self.where = model, where
 
     def run(self, phase, feed):
-        decisions = run_reference(self.model, feed, "masked")["decisions"].copy()
+        decisions = run_graph(self.model, feed, "masked")["decisions"].copy()
         decisions[self.where] = ~decisions[self.where]
-        return run_reference(self.model, feed, "masked", force=decisions)
+        return run_graph(self.model, feed, "masked", force=decisions)
 
 
 def routed_margins(model, feed):
     """The reference's margins of routed units at valid tokens, and their positions (layer, unit, batch, token)."""
-    margin = run_reference(model, feed, "masked")["router_margin"]
+    margin = run_graph(model, feed, "masked")["router_margin"]
     valid = feed["attention_mask"].astype(bool)
     positions = [p for p in zip(*np.nonzero(np.isfinite(margin)), strict=True) if valid[p[2], p[3]]]
     return margin, positions
@@ -71,6 +72,6 @@ def test_without_the_replay_a_near_tie_flip_would_fail_the_numerics():
     feed = sample_inputs(model.config.vocab_size, 2, 12, 0)
     _, positions = routed_margins(model, feed)
     flipped = FlippedBackend(model, positions[0]).run("prefill", feed)
-    plain = run_reference(model, feed, "masked")
+    plain = run_graph(model, feed, "masked")
     tol = TOLERANCES["float32"]
     assert not np.allclose(flipped["logits"], plain["logits"], atol=tol["atol"], rtol=tol["rtol"])

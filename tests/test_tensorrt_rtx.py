@@ -20,7 +20,7 @@ import onnx
 import pytest
 from conftest import PROFILE
 
-from irexport.engine.build import REPORT
+from irexport.engine.record import REPORT
 from irexport.ops.spec import DOMAIN
 
 pytestmark = pytest.mark.tensorrt_rtx

@@ -48,7 +48,7 @@ TAMPERS = {
 def test_other_weights_are_refused_before_any_session(tamper, exported, other_seed_export, tmp_path, monkeypatch):
     import onnxruntime as ort
 
-    from irexport.generate import OnnxGenerator
+    from irexport.runtime import OnnxGenerator
 
     export = tmp_path / "export"
     shutil.copytree(exported("informed")[0], export)

@@ -42,8 +42,10 @@ def main(args) -> int:
     from ..engine.loading import find_plugin_library
     from ..engine.profiles import check_precision, input_shapes
     from ..engine.recipe import load_recipe
+    from ..engine.record import REPORT
     from ..engine.targets import require_target
-    from ..export.manifest import PHASES, load_manifest
+    from ..export.graph_io import PHASES
+    from ..export.manifest import load_manifest
 
     manifest = load_manifest(args.export_dir, verify=not args.no_verify)
     recipe = load_recipe(args.recipe)
@@ -59,5 +61,5 @@ def main(args) -> int:
     print(f"engine   {out / engine['file']}  {engine['bytes'] / 2**20:.1f} MiB  {engine['network_layers']} layers  "
           f"profiles: {', '.join(engine['profiles'])}  routing: {sum(engine['routing']['plugins'].values())} plugins, "
           f"{sum(engine['routing']['inlined'].values())} inlined")
-    print(f"report   {out / 'build_report.json'}")
+    print(f"report   {out / REPORT}")
     return 0

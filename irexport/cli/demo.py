@@ -34,7 +34,7 @@ def _parsed(*argv) -> argparse.Namespace:
 
 def main(args) -> int:
     from ..engine.targets import require_target
-    from ..runtime import require_gpu
+    from ..runtime.tensorrt import require_gpu
     from . import build, export, init, inspect, parity, run
 
     steps = 7 if args.tensorrt else 5

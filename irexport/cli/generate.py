@@ -31,8 +31,8 @@ def main(args) -> int:
 
     from .. import reference
     from ..export.manifest import load_manifest, source_model
-    from ..generate import OnnxGenerator
     from ..parity.backends import onnxrt_errors
+    from ..runtime.onnxrt import OnnxGenerator
 
     manifest = load_manifest(args.export_dir, verify=not args.no_verify)
     if args.input_ids is not None:
@@ -42,7 +42,7 @@ def main(args) -> int:
         source = source_model(manifest, args.export_dir, "its tokenizer is needed for --prompt: use --input-ids")
         ids, mask = reference.tokenize(source, args.prompt, manifest["model"]["vocab_size"])
     if args.engine is not None:
-        from ..runtime import EngineGenerator
+        from ..runtime.tensorrt import EngineGenerator
 
         tokens = EngineGenerator(args.engine, args.plugins, manifest).greedy(ids, mask, args.max_new_tokens)
     else:

@@ -3,7 +3,7 @@
 One engine serves both phases, so the GPU holds one copy of the weights: optimization profile 0 is
 prefill (an empty cache), profile 1 decode (one new token per sequence), as ``profiles`` derives them.
 Writes ``model.engine``, ``build_settings.json`` (the exact settings, enough to rebuild) and
-``build_report.json`` (what was built: target and version, plugin library hash, layer count, which
+``build_report.json`` (``record``: what was built: target and version, plugin library hash, layer count, which
 routing nodes became plugins and which were inlined from their function bodies, whether shapes depend on
 data, and the engine's size, hash and each profile's input ranges, which the runtimes check before loading).
 
@@ -19,19 +19,18 @@ import json
 import time
 from pathlib import Path
 
-from .. import __version__
 from ..atomic import atomic_dir
 from ..errors import BackendError, IrexportError
-from ..export.manifest import PHASES, load_manifest
-from ..filehash import sha256
+from ..export.graph_io import PHASES
+from ..export.manifest import load_manifest
 from ..ops.spec import DOMAIN, OPS
 from .loading import load_plugin_library, unload_plugin_libraries, version_tuple
 from .profiles import check_precision, input_shapes
 from .recipe import Recipe
+from .record import engine_record, report_header, write_report
 from .targets import Target, let_rtx_parser_load_plugins, require_target
 
 ENGINE_FILE = "model.engine"
-REPORT = "build_report.json"
 SETTINGS = "build_settings.json"
 
 
@@ -82,34 +81,6 @@ def classify_routing_nodes(nodes: list[dict], plugin_layers: list[str]) -> dict:
 
     return {"plugins": count(as_plugin), "inlined": count(inlined),
             "plugin_nodes": [n["name"] for n in as_plugin], "inlined_nodes": [n["name"] for n in inlined]}
-
-
-def report_header(tensorrt_version: str, recipe: Recipe, export_dir: Path, manifest: dict, plugin_library,
-                  target: str = "tensorrt") -> dict:
-    """What runtimes check before loading: target and its version, source export, plugin library."""
-    return {
-        "irexport_version": __version__, "target": target, "tensorrt_version": tensorrt_version, "recipe": recipe.name,
-        "export": {"path": str(export_dir.resolve()), "source_sha256": manifest["source"]["sha256"],
-                   "dtype": manifest["dtype"], "strategy": manifest["strategy"]},
-        "version_compatible": recipe.version_compatible,
-        "plugins": None if plugin_library is None else {
-            "path": str(plugin_library), "sha256": sha256(plugin_library), "serialized": recipe.serialize_plugins},
-    }
-
-
-def engine_record(path: Path, onnx_path: Path, manifest: dict, shapes: dict) -> dict:
-    """The engine file as runtimes check it: size, hash, and per phase its profile's index and each input's
-    dtype and range. ``shapes`` is {phase: {input: (min, opt, max)}}."""
-    dtypes = {io["name"]: io["dtype"] for io in manifest["graph"]["inputs"]}
-    weights = onnx_path.parent / manifest["weights"]["file"] if "weights" in manifest else None
-    # hashes of the files the parser read (not the manifest's word: a build with --no-verify may have read others)
-    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path), "onnx": onnx_path.name,
-            "onnx_sha256": sha256(onnx_path), "weights_sha256": sha256(weights) if weights else None,
-            "weights_bytes": manifest.get("weights", {}).get("bytes"),  # against "bytes": are the weights in once?
-            "profiles": {phase: {"index": PHASES.index(phase),
-                                 "inputs": {name: {"dtype": dtypes[name], "min": list(lo), "opt": list(opt), "max": list(hi)}
-                                            for name, (lo, opt, hi) in shapes[phase].items()}}
-                         for phase in PHASES}}
 
 
 def target_name(requested: str | None, recipe: Recipe) -> str | None:
@@ -195,7 +166,7 @@ def build_engine(export_dir, recipe: Recipe, out_dir, plugin_library: Path | Non
             f"{network_info['network_layers']} layers, routing {routing['plugins']} as plugins, "
             f"{routing['inlined']} inlined")
         (tmp / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
-        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        write_report(tmp, report)
     return report
 
 

@@ -1,6 +1,6 @@
 """Optimization profiles derived from an export's manifest and a recipe (no TensorRT needed).
 
-The engine has one profile per phase of the graph, in the order of manifest.PHASES:
+The engine has one profile per phase of the graph, in the order of graph_io.PHASES:
   prefill  past_sequence = 0 (an empty cache), sequence over the recipe's ``sequence`` range
   decode   sequence = 1, past_sequence over the recipe's ``cache`` range
 The manifest names every dynamic dimension of every graph input ("batch", "past_sequence",
@@ -11,7 +11,7 @@ profiles always agree with the graph they were built from.
 from __future__ import annotations
 
 from ..errors import IrexportError
-from ..export.manifest import check_phase
+from ..export.graph_io import check_phase
 from .recipe import Recipe
 
 

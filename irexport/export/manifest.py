@@ -8,11 +8,10 @@ from ..errors import IrexportError
 from ..filehash import sha256
 from ..jsonrecord import read_json_record
 from ..schema import FILE_NAME, SHA256, Int, List, Obj, OneOf, Opt, Str, Tuple
+from .graph_io import GraphIO
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 2  # 2: one graph for prefill and decode (1 had a graph per phase)
-PHASES = ("prefill", "decode")  # the graph's two uses; an engine has one optimization profile per phase, in this order
-MASK_DIM = "past_sequence + sequence"  # attention_mask's length, as the manifest and engine profiles name it
 DTYPES = ("float32", "float16", "bfloat16")
 STRATEGIES = ("compact", "masked")
 TENSOR_DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "bool")
@@ -43,25 +42,6 @@ SCHEMA = Obj({
 }, optional=("weights",))
 
 
-def past_names(num_layers: int) -> list[str]:
-    return [f"past_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
-
-
-def present_names(num_layers: int) -> list[str]:
-    return [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
-
-
-def input_names(num_layers: int) -> list[str]:
-    """The graph's inputs, in order (names follow Optimum)."""
-    return ["input_ids", "attention_mask", *past_names(num_layers)]
-
-
-def check_phase(phase: str) -> str:
-    if phase not in PHASES:
-        raise IrexportError(f"unknown phase {phase!r} (expected one of {', '.join(PHASES)})")
-    return phase
-
-
 def load_manifest(export_dir, verify: bool = True) -> dict:
     """The export's manifest, checked; its files checked against it (the weights' size always, the graph's and
     the weights' sha256 unless ``verify`` is False), so that no reader runs a graph or weights other than the
@@ -69,9 +49,9 @@ def load_manifest(export_dir, verify: bool = True) -> dict:
     path = Path(export_dir) / MANIFEST
     manifest = read_json_record(path, f"{export_dir}: no {MANIFEST} (not an irexport export directory)", SCHEMA,
                                 "re-export with this irexport version")
-    layers = manifest["model"]["num_layers"]
-    if [t["name"] for t in manifest["graph"]["inputs"]] != input_names(layers):
-        raise IrexportError(f"{path}: graph.inputs disagree with model.num_layers ({layers}); re-export")
+    if [t["name"] for t in manifest["graph"]["inputs"]] != GraphIO.of_manifest(manifest).input_names:
+        raise IrexportError(f"{path}: graph.inputs disagree with model.num_layers ({manifest['model']['num_layers']}); "
+                            "re-export")
     if "weights" in manifest:
         check_file(Path(export_dir), manifest["weights"], "weights", verify)
     if "sha256" in manifest["graph"] and verify:

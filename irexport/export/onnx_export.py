@@ -26,7 +26,8 @@ from ..ops.onnx_functions import attach_functions, translation_table
 from ..ops.spec import OPS
 from ..reference import DTYPES
 from . import graphs
-from .manifest import FORMAT_VERSION, MANIFEST, MASK_DIM, STRATEGIES, input_names, present_names
+from .graph_io import MASK_DIM, GraphIO
+from .manifest import FORMAT_VERSION, MANIFEST, STRATEGIES
 from .weights import SharedWeights
 
 OPSET = 18
@@ -58,22 +59,20 @@ def strip_exporter_metadata(proto) -> None:
     graph.ClearField("doc_string")
 
 
-def export_graph(model, strategy: str, dtype: torch.dtype, keep_exporter_metadata: bool = False,
+def export_graph(model, strategy: str, dtype: str, keep_exporter_metadata: bool = False,
                  weights: SharedWeights | None = None):
     """The graph as an onnx.ModelProto with the routing ops' function bodies attached; with ``weights``, its
     initializers are in that file (written before the graph is serialized), else inside the proto."""
 
     wrapper = graphs.Graph(model, strategy)
-    args = graphs.example_inputs(model, dtype)
-    L = model.config.num_hidden_layers
-    inputs = input_names(L)
-    outputs = list(graphs.OUTPUT_HEAD) + present_names(L)
+    io = GraphIO.of_config(model.config, dtype)
+    inputs, outputs = io.input_names, io.output_names
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            wrapper, args, dynamo=True, opset_version=OPSET, input_names=inputs, output_names=outputs,
-            dynamic_shapes=graphs.dynamic_shapes(model), custom_translation_table=translation_table(),
+            wrapper, io.example_inputs(model.config.vocab_size), dynamo=True, opset_version=OPSET, input_names=inputs, output_names=outputs,
+            dynamic_shapes=io.dynamic_shapes(model.config.max_position_embeddings), custom_translation_table=translation_table(),
             optimize=True, verbose=False, report=False,
         )
     if weights is not None:
@@ -139,14 +138,14 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
         "opset": OPSET,
         "model": {"model_type": model.config.model_type, "num_layers": model.config.num_hidden_layers,
                   "kv_shape": ["batch", model.config.num_key_value_heads, "sequence",
-                               graphs.kv_shape(model.config, 1, 1)[3]],
+                               GraphIO.of_config(model.config).head_dim],
                   "vocab_size": model.config.vocab_size, "eos_token_id": model.config.eos_token_id},
         "routing": model.routing_config.to_dict(),
     }
     sources = [source_dir] if source_dir else []
     with atomic_dir(out_dir, overwrite=overwrite, inputs=sources) as tmp, SharedWeights(tmp) as weights:
         log(f"exporting the graph ({strategy}, {dtype})")
-        proto, used, inputs, outputs = export_graph(model, strategy, DTYPES[dtype], keep_exporter_metadata, weights)
+        proto, used, inputs, outputs = export_graph(model, strategy, dtype, keep_exporter_metadata, weights)
         _save(proto, tmp / GRAPH_FILE)
         manifest["graph"] = {"file": GRAPH_FILE, "sha256": sha256(tmp / GRAPH_FILE), "inputs": _io(proto, inputs),
                              "outputs": _io(proto, outputs), "custom_ops": used}

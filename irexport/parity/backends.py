@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.record import REPORT
 from ..errors import BackendError, IrexportError
-from ..export.manifest import check_phase
+from ..export.graph_io import check_phase
 
 ONNXRT = "onnxrt"
 TRT = "trt"
@@ -45,7 +46,7 @@ class OnnxrtBackend:
     name = ONNXRT
 
     def __init__(self, export_dir: Path, manifest: dict, routing_ops: str = "auto"):
-        from ..generate import OnnxGenerator
+        from ..runtime.onnxrt import OnnxGenerator
 
         if manifest["dtype"] == "bfloat16" and "cuda" not in onnxrt_providers():
             raise IrexportError(f"{export_dir}: bfloat16 parity needs ONNX Runtime's CUDA provider (onnxruntime-gpu on a "
@@ -75,7 +76,7 @@ class TrtBackend:
     name = TRT
 
     def __init__(self, engine_dir: Path, manifest: dict, plugins=None):
-        from ..runtime import prepare_engine
+        from ..runtime.tensorrt import prepare_engine
 
         self.engine_dir = Path(engine_dir)
         self.report, self.path, self.plugins, self.target, _ = prepare_engine(self.engine_dir, plugins, manifest)
@@ -88,7 +89,7 @@ class TrtBackend:
         from polygraphy.exception import PolygraphyException
 
         from ..reference import DTYPES
-        from ..runtime import check_feed
+        from ..runtime.tensorrt import check_feed
 
         profile = self.report["engine"]["profiles"][check_phase(phase)]
         inputs = profile["inputs"]
@@ -107,7 +108,7 @@ class TrtBackend:
         return {n: (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for n, t in outputs.items()}
 
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
-        from ..runtime import EngineGenerator
+        from ..runtime.tensorrt import EngineGenerator
 
         self.engine = None  # the generator deserializes the engine itself: one copy of the weights at a time
         return EngineGenerator(self.engine_dir, self.plugins).greedy(input_ids, attention_mask, new_tokens)
@@ -117,7 +118,7 @@ def find_engine_dir(export_dir: Path, engine_dir=None) -> Path:
     """--engine DIR, else the only directory under EXPORT_DIR/engines/."""
     if engine_dir is not None:
         return Path(engine_dir)
-    built = sorted(p for p in (Path(export_dir) / "engines").glob("*/build_report.json"))
+    built = sorted(p for p in (Path(export_dir) / "engines").glob(f"*/{REPORT}"))
     if len(built) != 1:
         found = ", ".join(p.parent.name for p in built) or "none"
         raise IrexportError(f"{export_dir}/engines: the trt backend needs --engine DIR (engine builds found: {found}; "

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -51,42 +50,22 @@ def load_inputs(path: Path, vocab_size: int) -> dict:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def run_reference(model, feed: dict, mode: str, force=None, float32: bool = False) -> dict:
-    """The reference's outputs on ``feed`` in the model's dtype, or (``float32``) computed in float32."""
-    import torch
-
-    from ..export.manifest import past_names, present_names
-    from ..models.compute_dtype import computing_in
-
-    dtype = torch.float32 if float32 else next(model.parameters()).dtype
-    layers = model.config.num_hidden_layers
-    past = None
-    if past_names(layers)[0] in feed:
-        cache = [torch.from_numpy(feed[n]).to(dtype) for n in past_names(layers)]
-        past = tuple(zip(cache[::2], cache[1::2], strict=False))
-    with torch.no_grad(), computing_in(model, dtype) if float32 else contextlib.nullcontext():
-        out = model(torch.from_numpy(feed["input_ids"]), attention_mask=torch.from_numpy(feed["attention_mask"]),
-                    past_key_values=past, mode=mode, force_execute=None if force is None else torch.from_numpy(force))
-    result = {"logits": out.logits.float().numpy(), "decisions": out.execute.numpy(), "router_margin": out.margin.numpy()}
-    flat = [t for kv in out.past_key_values for t in kv]
-    result.update({n: t.float().numpy() for n, t in zip(present_names(layers), flat, strict=False)})
-    return result
-
-
 def compare_phase(model, backend, phase: str, feed: dict, strategy: str, dtype: str) -> tuple[dict, dict]:
     """Routing and numerics of the graph in one phase on one feed; also returns the backend's outputs.
 
     ``model`` is the reference in the export's dtype; for float16/bfloat16 it also computes in float32."""
+    from ..reference import run_graph
+
     tol = TOLERANCES[dtype]
-    ref = run_reference(model, feed, strategy)
+    ref = run_graph(model, feed, strategy)
     got = backend.run(phase, feed)
     valid = feed["attention_mask"][:, -feed["input_ids"].shape[1]:].astype(bool)
     routing = compare_decisions(ref, got, valid, tol["margin_epsilon"])
-    replay = ref if routing["flips"] == 0 else run_reference(model, feed, strategy, force=got["decisions"])
+    replay = ref if routing["flips"] == 0 else run_graph(model, feed, strategy, force=got["decisions"])
     if dtype == "float32":
         numerics = compare_numerics(replay, got, backend.name, tol["atol"], tol["rtol"])
     else:
-        exact = run_reference(model, feed, strategy, force=got["decisions"], float32=True)
+        exact = run_graph(model, feed, strategy, force=got["decisions"], float32=True)
         numerics = compare_low_precision(exact, replay, got, backend.name, tol["bound_factor"], tol["ulp"])
     numerics["replayed_backend_decisions"] = routing["flips"] > 0
     return {"routing": routing, "numerics": numerics, "passed": routing["passed"] and numerics["passed"]}, got
@@ -165,13 +144,15 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("
     """The full routing-aware report of one export directory, one section per backend. ``manifest``: the
     export's, when the caller has loaded it (and checked its weights) already. ``routing_ops``: what runs
     ONNX Runtime's routing nodes (irexport's kernels or the function bodies, ``onnxrt_kernels``)."""
+    from ..export.graph_io import GraphIO
     from ..export.manifest import load_manifest
-    from ..generate import greedy_reference, next_step, prefill_feed
+    from ..reference import greedy
     from .backends import ONNXRT, TRT, OnnxrtBackend, TrtBackend, find_engine_dir
 
     export_dir = Path(export_dir)
     manifest = manifest or load_manifest(export_dir)
     dtype, strategy = manifest["dtype"], manifest["strategy"]
+    io = GraphIO.of_manifest(manifest)
     runners = []
     for name in backends:  # every backend is checked (TensorRT present, engines intact) before any runs
         if name == ONNXRT:
@@ -183,13 +164,14 @@ def parity(export_dir: Path, model, feed: dict, new_tokens: int = 8, backends=("
     reference_tokens = None
     results = {}
     for backend in runners:
-        prefill, got = compare_phase(model, backend, "prefill", prefill_feed(manifest, feed), strategy, dtype)
-        step = next_step(feed, got, manifest["model"]["num_layers"])  # one decode step after the prefill
+        first = io.prefill_feed(feed["input_ids"], feed["attention_mask"])
+        prefill, got = compare_phase(model, backend, "prefill", first, strategy, dtype)
+        step = io.next_step(first, got)  # one decode step after the prefill
         decode, _ = compare_phase(model, backend, "decode", step, strategy, dtype)
         generation = {"new_tokens": new_tokens, "passed": True}
         if new_tokens > 0:
             if reference_tokens is None:
-                reference_tokens = greedy_reference(model, feed["input_ids"], feed["attention_mask"], new_tokens, strategy)
+                reference_tokens = greedy(model, feed["input_ids"], feed["attention_mask"], new_tokens, strategy)
             theirs = backend.greedy(feed["input_ids"], feed["attention_mask"], new_tokens)
             generation.update(reference=reference_tokens.tolist(), backend=theirs.tolist(),
                               passed=bool((reference_tokens == theirs).all()))

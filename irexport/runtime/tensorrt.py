@@ -21,78 +21,22 @@ numpy has no bfloat16: bfloat16 tensors are fed as and returned as float32 to nu
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .engine.build import REPORT
-from .engine.loading import find_plugin_library, load_plugin_library, version_tuple
-from .engine.targets import RECORDED_BEFORE_TARGETS, TARGETS, TensorRTMissing, require_target
-from .errors import BackendError, IrexportError
-from .export.manifest import DTYPES, PHASES, check_phase, past_names
-from .filehash import sha256
-from .jsonrecord import read_json_record
-from .schema import FILE_NAME, SHA256, Bool, Int, List, Map, Obj, Opt, Str
+from ..engine.loading import load_plugin_library
+from ..engine.record import (
+    built_target,
+    check_built_from,
+    check_engine_file,
+    check_tensorrt_version,
+    plugin_library_for,
+    read_build_report,
+)
+from ..engine.targets import TensorRTMissing, require_target
+from ..errors import BackendError, IrexportError
+from ..export.graph_io import PHASES, GraphIO, check_phase
 
 _COMPATIBLE = {"bfloat16": ("bfloat16", "float32")}  # numpy callers feed bfloat16 tensors as float32
-
-
-_SHAPE = List(Int(0, 1 << 31), max_len=8)
-_PROFILE = Obj({"index": Int(0, len(PHASES) - 1),
-                "inputs": Map(Obj({"dtype": Str(), "min": _SHAPE, "opt": _SHAPE, "max": _SHAPE}))})
-# what the runtimes read of build_report.json (irexport.engine.build writes it)
-REPORT_SCHEMA = Obj({
-    "target": Str(choices=tuple(TARGETS)),
-    "tensorrt_version": Str(pattern=r"[0-9]{1,4}(\.[0-9]{1,6}){1,3}([.+-][0-9A-Za-z.+-]*)?",
-                            what="a TensorRT version such as '10.8.0.43'"),
-    "version_compatible": Bool(),
-    "export": Obj({"source_sha256": Opt(SHA256), "dtype": Str(choices=DTYPES)}),
-    "plugins": Opt(Obj({"path": Str(), "sha256": SHA256, "serialized": Bool()})),
-    "engine": Obj({"file": FILE_NAME, "bytes": Int(0), "sha256": SHA256, "onnx_sha256": SHA256, "weights_sha256": Opt(SHA256),
-                   "profiles": Obj({phase: _PROFILE for phase in PHASES}, closed=True)}),
-    "compute_capabilities": Opt(List(Str(), max_len=16)),
-}, optional=("target", "compute_capabilities"))  # records from before irexport knew two targets: TensorRT's
-
-
-def read_build_report(engine_dir) -> dict:
-    return read_json_record(Path(engine_dir) / REPORT, f"{engine_dir}: no {REPORT} (not a directory written by irexport build)",
-                            REPORT_SCHEMA, "rebuild with this irexport version")
-
-
-def check_built_from(report: dict, manifest: dict, engine_dir) -> None:
-    """The engine was built from this export (same source checkpoint and dtype, and the graph and weights
-    files the export wrote)."""
-    built = report["export"]
-    if built["source_sha256"] != manifest["source"]["sha256"] or built["dtype"] != manifest["dtype"]:
-        raise IrexportError(f"{engine_dir}: built from another export ({built['dtype']}, source "
-                            f"{(built['source_sha256'] or 'unknown')[:12]}); rebuild with irexport build")
-    engine = report["engine"]
-    hashes = {"weights": (engine["weights_sha256"], manifest.get("weights", {}).get("sha256"))}
-    if "sha256" in manifest["graph"]:  # exports from before graphs were hashed record none
-        hashes["graph"] = (engine["onnx_sha256"], manifest["graph"]["sha256"])
-    for what, (built_from, wrote) in hashes.items():
-        if built_from != wrote:
-            raise IrexportError(f"{engine_dir}: built from a different {what} file (sha256 {(built_from or 'none')[:12]}..., "
-                                f"the export's is {(wrote or 'none')[:12]}...); rebuild with irexport build")
-
-
-def check_engine_file(engine_dir, report: dict) -> Path:
-    """The engine file is the one the build wrote: same size (not truncated), same hash (not swapped)."""
-    record = report["engine"]
-    path = Path(engine_dir) / record["file"]
-    if not path.is_file():
-        raise IrexportError(f"{path}: engine file not found")
-    size = path.stat().st_size
-    if size != record["bytes"]:
-        raise IrexportError(f"{path}: {size} bytes, the build wrote {record['bytes']} (truncated or replaced; rebuild)")
-    if sha256(path) != record["sha256"]:
-        raise IrexportError(f"{path}: contents differ from the engine the build wrote (sha256 mismatch; rebuild)")
-    return path
-
-
-def built_target(report: dict):
-    """The Target the record says built the engine."""
-    return TARGETS[report.get("target", RECORDED_BEFORE_TARGETS)]
 
 
 def runtime_target(report: dict, where: str):
@@ -129,28 +73,6 @@ def check_rtx_gpu(report: dict, trt, where: str) -> None:
     if not hasattr(trt.ComputeCapability, f"SM{major}{minor}"):
         raise IrexportError(f"{where}: TensorRT-RTX {trt.__version__} engines run on RTX GPUs, and this {gpu} (compute "
                             f"capability {capability}) is not one of its targets; build for it with --target tensorrt")
-
-
-def check_tensorrt_version(report: dict, installed: str, where: str) -> None:
-    """Plain engines load only in the TensorRT version that built them; version-compatible engines in
-    that version or a newer one of the same major."""
-    built, title = report["tensorrt_version"], built_target(report).title
-    same_major = built.split(".")[0] == installed.split(".")[0]
-    if installed != built and not (report["version_compatible"] and same_major and version_tuple(installed) >= version_tuple(built)):
-        raise IrexportError(f"{where}: built with {title} {built}, this is {title} {installed} (rebuild, or build "
-                            "with version_compatible: true to load in newer runtimes)")
-
-
-def plugin_library_for(report: dict, path=None, where: str = "") -> Path | None:
-    """The plugin library the engine needs (None when it needs none, or carry it serialized)."""
-    plugins = report["plugins"]
-    if plugins is None or plugins["serialized"]:
-        return None
-    library = find_plugin_library(path or plugins["path"])
-    if sha256(library) != plugins["sha256"]:
-        raise IrexportError(f"{library}: not the plugin library {where} was built with (sha256 differs; rebuild "
-                            "the engine or pass the original with --plugins)")
-    return library
 
 
 def check_feed(inputs: dict, feed: dict, where: str) -> None:
@@ -209,7 +131,7 @@ class Engine:
         self.where = str(engine_dir)
         report, path, _, target, trt = prepare_engine(engine_dir, plugins, manifest)
         self.profiles = report["engine"]["profiles"]
-        from .reference import DTYPES
+        from ..reference import DTYPES
 
         self._dtypes = {**DTYPES, "int64": torch.int64, "int32": torch.int32, "bool": torch.bool}
         self._dtype_of = {getattr(trt, name): dtype for name, dtype in self._dtypes.items()}  # trt.int64, trt.bool, ...
@@ -299,23 +221,10 @@ class EngineGenerator:
 
     def __init__(self, engine_dir, plugins=None, manifest=None):
         self.engine = Engine(engine_dir, plugins, manifest)
-        self.layers = sum(n.startswith("past_key_values.") for n in self.engine.inputs("decode")) // 2
+        self.io = GraphIO.of_engine_inputs(self.engine.inputs("prefill"))
 
     def greedy(self, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
         import torch
 
-        from .generate import cache_feed
-
-        ids = torch.as_tensor(input_ids, device="cuda")
-        mask = torch.as_tensor(attention_mask, device="cuda")
-        inputs = self.engine.inputs("prefill")
-        empty = {n: torch.empty((ids.shape[0], *inputs[n]["min"][1:]), dtype=self.engine.input_dtype("prefill", n),
-                                device="cuda") for n in past_names(self.layers)}
-        outs = self.engine.run("prefill", {"input_ids": ids, "attention_mask": mask, **empty})
-        generated = []
-        for _ in range(new_tokens):
-            token = outs["logits"][:, -1].float().argmax(-1, keepdim=True)
-            generated.append(token)
-            mask = torch.cat([mask, torch.ones_like(token)], 1)
-            outs = self.engine.run("decode", {"input_ids": token, "attention_mask": mask, **cache_feed(outs, self.layers)})
-        return torch.cat(generated, 1).cpu().numpy()
+        ids, mask = torch.as_tensor(input_ids, device="cuda"), torch.as_tensor(attention_mask, device="cuda")
+        return self.io.greedy(self.engine.run, ids, mask, new_tokens)
