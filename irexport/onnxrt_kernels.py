@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 from .errors import IrexportError
+from .resources import plugin_build_dir
 
 LIBRARY = "libirexport_onnxrt.so"
-REPO_BUILD = Path(__file__).resolve().parents[1] / "build" / "plugins" / LIBRARY
+REPO_BUILD = plugin_build_dir() / LIBRARY
 ROUTING_OPS = ("auto", "kernels", "bodies")
 HOW_TO_BUILD = ("build it with `irexport plugins build` (ONNX Runtime's C API header onnxruntime_c_api.h under "
                 "--onnxruntime-root or $ONNXRUNTIME_ROOT), or set $IREXPORT_ONNXRT_KERNELS to its path")

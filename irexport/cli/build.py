@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..resources import recipes_dir
 from .common import add_no_verify, log
-
-RECIPES = Path(__file__).resolve().parents[2] / "engines" / "recipes"
 
 
 def add_parser(sub) -> None:
@@ -18,9 +17,9 @@ def add_parser(sub) -> None:
                                    "the GPU it runs on; TensorRT-RTX builds on a CPU for RTX GPUs, which compile its "
                                    "kernels when they first load the engine. Writes model.engine, build_settings.json "
                                    "and build_report.json. "
-                                   f"Recipes: {RECIPES}. Exit 0 built, 2 bad input or TensorRT missing, 3 TensorRT failed.")
+                                   f"Shipped recipes: {recipes_dir()}. Exit 0 built, 2 bad input or TensorRT missing, 3 TensorRT failed.")
     p.add_argument("export_dir", type=Path, help="directory written by irexport export")
-    p.add_argument("--recipe", type=Path, required=True, help="recipe YAML, e.g. engines/recipes/demo.yaml")
+    p.add_argument("--recipe", type=Path, required=True, help="recipe YAML, or a shipped recipe's name (e.g. demo)")
     p.add_argument("--target", choices=("tensorrt", "tensorrt-rtx"),
                    help="TensorRT (data-centre and any NVIDIA GPU; builds on the GPU) or TensorRT-RTX (RTX GPUs; builds "
                         "on a CPU). Default: the recipe's target, else the one installed (TensorRT when both are)")

@@ -53,8 +53,10 @@ def main(args) -> int:
     export.main(_parsed("export", model_dir, "-o", onnx_dir, "--overwrite"))
     backends = "onnxrt"
     if args.tensorrt:
-        log(f"step 5/{steps}: build the TensorRT engine ({build.RECIPES / 'demo.yaml'})")
-        build.main(_parsed("build", onnx_dir, "--recipe", build.RECIPES / "demo.yaml", "--overwrite", *plugins))
+        from ..resources import recipes_dir
+
+        log(f"step 5/{steps}: build the TensorRT engine ({recipes_dir() / 'demo.yaml'})")
+        build.main(_parsed("build", onnx_dir, "--recipe", recipes_dir() / "demo.yaml", "--overwrite", *plugins))
         backends = "onnxrt,trt"
     log(f"step {steps - 1 if args.tensorrt else 5}/{steps}: parity of {backends.replace(',', ' and ')} against the reference")
     code = parity.main(_parsed("parity", onnx_dir, "--inputs", ref_dir / "inputs.polygraphy.json", "--backends", backends,

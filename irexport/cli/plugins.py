@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..resources import plugin_build_dir, plugin_sources
 from .common import log
 
-SOURCE = Path(__file__).resolve().parents[2] / "plugins"
+SOURCE = plugin_sources()
+BUILD_HELP = "build/plugins of the checkout; installed from a wheel, of the current directory"
 
 
 def add_parser(sub) -> None:
@@ -20,7 +22,7 @@ def add_parser(sub) -> None:
                                    "cmake -S plugins -B BUILD_DIR && cmake --build BUILD_DIR")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = actions.add_parser("build", help="configure and build")
-    b.add_argument("--build-dir", type=Path, default=Path("build/plugins"), help="default: build/plugins")
+    b.add_argument("--build-dir", type=Path, default=plugin_build_dir(), help=f"default: {BUILD_HELP}")
     b.add_argument("--tensorrt-root", type=Path, help="TensorRT install (include/, lib/); default: auto-detect")
     b.add_argument("--onnxruntime-root", type=Path, help="directory whose include/ holds ONNX Runtime's C API header "
                                                         "onnxruntime_c_api.h (default: $ONNXRUNTIME_ROOT, else system paths)")
@@ -34,7 +36,8 @@ def add_parser(sub) -> None:
                                        "registration under each loader style. No TensorRT or GPU needed. "
                                        "Exit 0 when everything conforms, 1 when a check fails.")
     c.add_argument("exports", nargs="+", type=Path, help="export directories (their *.onnx) or .onnx files")
-    c.add_argument("--build-dir", type=Path, default=Path("build/plugins"), help="where `plugins build` wrote (default: build/plugins)")
+    c.add_argument("--build-dir", type=Path, default=plugin_build_dir(),
+                   help=f"where `plugins build` wrote (default: {BUILD_HELP})")
     c.set_defaults(func=check)
 
 
@@ -87,7 +90,8 @@ def main(args) -> int:
     from ..errors import IrexportError
 
     if not (SOURCE / "CMakeLists.txt").is_file():
-        raise IrexportError(f"{SOURCE}: plugin sources not found (build from a checkout of the irexport repository)")
+        raise IrexportError(f"{SOURCE}: plugin sources not found (this irexport install lacks its package data: "
+                            "reinstall it, or build from a checkout of the irexport repository)")
     if shutil.which("cmake") is None:
         raise IrexportError("cmake is not installed (pip install cmake, or your system's package)")
     if args.build_dir.exists() and not args.build_dir.is_dir():

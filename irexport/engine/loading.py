@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 from ..errors import IrexportError
+from ..resources import plugin_build_dir
 from .targets import Target, plugin_headers_major
 
 PLUGIN_LIBRARY = "libirexport_plugins.so"
-REPO_BUILD = Path(__file__).resolve().parents[2] / "build" / "plugins" / PLUGIN_LIBRARY
+REPO_BUILD = plugin_build_dir() / PLUGIN_LIBRARY
 
 
 def find_plugin_library(path=None) -> Path:

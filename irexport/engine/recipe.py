@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import IrexportError, one_line
+from ..resources import recipes_dir
 from ..schema import Bool, Int, List, Obj, Opt, Str, validate
 from .targets import TARGETS
 
@@ -63,12 +64,28 @@ class Recipe:
         return asdict(self)
 
 
+def shipped_recipes() -> list[str]:
+    """The names of the recipes irexport ships (engines/recipes/, package data in a wheel)."""
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+
+
+def find_recipe(path) -> Path:
+    """A recipe file, else the shipped recipe of that name ("demo" or "demo.yaml": recipes_dir()), so that a wheel
+    install, which has no engines/recipes/ to point at, builds with them too."""
+    path = Path(path)
+    if path.is_file() or len(path.parts) != 1 or path.suffix not in ("", ".yaml"):
+        return path
+    shipped = recipes_dir() / f"{path.stem}.yaml"
+    return shipped if shipped.is_file() else path
+
+
 def load_recipe(path) -> Recipe:
     import yaml
 
-    path = Path(path)
+    path = find_recipe(path)
     if not path.is_file():
-        raise IrexportError(f"{path}: recipe not found (see engines/recipes/)")
+        raise IrexportError(f"{path}: recipe not found (a YAML file, or a shipped recipe: {', '.join(shipped_recipes())} "
+                            f"in {recipes_dir()})")
     class StrictLoader(yaml.SafeLoader):
         """yaml.safe_load, except that a key given twice is an error (safe_load keeps the last silently)."""
 
