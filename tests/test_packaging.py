@@ -1,8 +1,8 @@
 """Packaging: a wheel install (not the editable checkout) carries what its commands need beyond the Python code.
 
 The wheel is built from a copy of the sources (pip wheel --no-build-isolation --no-index: no network, the
-checkout's build/ and egg-info untouched), installed with --no-deps --no-index into a fresh venv that sees this
-machine's site-packages (torch, onnx, ... come from here, nothing is downloaded), and run from a directory outside
+checkout's build/ and egg-info untouched), installed with --no-deps --no-index into a fresh venv that sees the test
+interpreter's site-packages (torch, onnx, ... come from here, nothing is downloaded), and run from a directory outside
 the checkout: `irexport --help`, a shipped recipe by name, and `irexport plugins build` (one CUDA architecture,
 about a minute), whose libraries must land in ./build/plugins, not in site-packages, where the finders look.
 """
@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -61,8 +62,14 @@ def wheel_install(tmp_path_factory):
     wheels = sorted((tmp / "dist").glob("irexport-*.whl"))
     assert len(wheels) == 1, wheels
     venv = tmp / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], cwd=tmp, env=os.environ)
-    # the venv has no pip of its own: this machine's, seen through --system-site-packages, installs into the venv
+    run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp, env=os.environ)
+    # the venv sees the packages of the interpreter running the tests (a venv's own, when pytest runs in one, which
+    # --system-site-packages would not show): torch, onnx, and pip, which installs into the venv; a path in a .pth is
+    # added without running that directory's .pth files, so the editable install of the checkout stays out
+    packages = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    venv_site = Path(run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         cwd=tmp, env=os.environ).stdout.strip())
+    (venv_site / "test-interpreter-packages.pth").write_text("".join(f"{p}\n" for p in sorted(packages)))
     run([venv / "bin" / "python", "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheels[0]], cwd=tmp, env=os.environ)
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "PYTHONHOME", "IREXPORT_PLUGINS", "IREXPORT_ONNXRT_KERNELS")}
