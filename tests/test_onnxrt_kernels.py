@@ -18,7 +18,7 @@ from conftest import cmake_build, node_model, run_node
 
 from irexport.errors import IrexportError
 from irexport.ops import torch_ops
-from irexport.ops.spec import DOMAIN
+from irexport.ops.spec import DOMAIN, FLOATS, OPS
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +111,43 @@ def test_kernels_refuse_what_the_ops_do_not_take(kernels):
     x = torch.randn(4, 8)
     with pytest.raises(Exception, match=r"RouteGather: index entry 4 is outside \[-1, 4\)"):
         run_node("RouteGather", [x, torch.tensor([0, 4])], kernels)
+
+
+def port_samples(name):
+    """Inputs of the op's port types and its attributes; its float inputs float16, not the float32 of a fixed port."""
+    execute = MASKS["mixed"]
+    x = torch.randn(*execute.shape, 8).half()
+    index, _ = torch_ops.route_index(execute)
+    scores = torch.randn(*execute.shape, 1).half()
+    return {"RouteArgmax": ([torch.randn(*execute.shape, 2).half()], {}),
+            "RouteThreshold": ([scores], {"threshold": 0.5}),
+            "RouteTopK": ([scores, torch.ones(execute.shape, dtype=torch.int32)], {"capacity": 0.5}),
+            "RouteIndex": ([execute], {}),
+            "RouteSeqIndex": ([execute], {}),
+            "RouteGather": ([x, index], {}),
+            "RouteScatterAdd": ([x, torch.zeros(len(index), 8).half(), index], {})}[name]
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_the_kernels_take_and_give_the_port_types_of_spec(kernels, name):
+    """The types the kernels declare to ONNX Runtime come from the op table generated from spec.py: each output
+    has its port's type (a float port of any type: the float inputs' type), an input of a fixed type given another
+    fails the session naming the port, and a float port given an integer tensor fails the kernel."""
+    spec = OPS[name]
+    inputs, attrs = port_samples(name)
+    outputs = run_node(name, inputs, kernels, **attrs)
+    fixed = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64}
+    for port, out in zip(spec.outputs, outputs, strict=True):
+        assert out.dtype == (np.float16 if port.types == FLOATS else fixed[port.types[0]]), port.name
+    for i, port in enumerate(spec.inputs):
+        wrong = list(inputs)
+        wrong[i] = inputs[i].long() if port.types == ("tensor(int32)",) else inputs[i].int()
+        if port.types == FLOATS:
+            expected = rf"{name}: .*float tensor"
+        else:
+            expected = rf"Type 'tensor\(int\d+\)' of input parameter \({port.name}\) of operator \({name}\)"
+        with pytest.raises(Exception, match=expected):
+            run_node(name, wrong, kernels, **attrs)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

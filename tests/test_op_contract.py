@@ -9,7 +9,7 @@ import torch
 from conftest import run_node
 
 from irexport.ops import DOMAIN, OPS, torch_ops
-from irexport.ops.onnx_functions import function_proto
+from irexport.ops.onnx_functions import function_proto, translation, translation_table
 
 
 @pytest.mark.parametrize("name", list(OPS))
@@ -18,6 +18,45 @@ def test_torch_op_signature_matches_the_description(name):
     schema = getattr(torch.ops.irexport, spec.torch_name).default._schema
     assert [a.name for a in schema.arguments] == [p.name for p in spec.inputs] + [a.name for a in spec.attributes]
     assert len(schema.returns) == len(spec.outputs)
+
+
+def test_the_translations_are_derived_from_the_descriptions():
+    """torch.onnx calls a torch op's translation with the op's arguments, positional or named, and reads its signature
+    (inspect.signature, typing.get_type_hints): the op's inputs, unannotated, then its attributes, annotated float."""
+    import inspect
+    import typing
+
+    table = translation_table()
+    assert len(table) == len(OPS)
+    for spec in OPS.values():
+        fn = table[getattr(torch.ops.irexport, spec.torch_name).default]
+        assert fn.__name__ == spec.torch_name
+        assert list(inspect.signature(fn).parameters) == [p.name for p in spec.inputs] + [a.name for a in spec.attributes]
+        assert typing.get_type_hints(fn) == {a.name: float for a in spec.attributes}
+        emitted = translation(spec, lambda name, *inputs, **attrs: (name, inputs, attrs))
+        inputs = [f"<{p.name}>" for p in spec.inputs]
+        attrs = {a.name: a.high for a in spec.attributes}
+        want = (spec.name, tuple(inputs), attrs)
+        assert emitted(*inputs, *attrs.values()) == want
+        assert emitted(**{p.name: v for p, v in zip(spec.inputs, inputs, strict=True)}, **attrs) == want
+        with pytest.raises(TypeError):
+            emitted(*inputs, *attrs.values(), "one too many")
+
+
+def test_the_generated_table_refuses_a_port_type_it_cannot_say(monkeypatch):
+    from irexport.ops import codegen
+    from irexport.ops.spec import FLOATS, OpSpec, Port
+
+    def op(inputs, outputs):
+        return OpSpec("RouteNew", "route_new", "", tuple(Port(f"i{k}", t, "") for k, t in enumerate(inputs)),
+                      tuple(Port(f"o{k}", t, "") for k, t in enumerate(outputs)))
+
+    monkeypatch.setitem(OPS, "RouteNew", op([("tensor(bool)",)], [("tensor(float)",)]))
+    with pytest.raises(ValueError, match=r"RouteNew\.i0: types \('tensor\(bool\)',\) have no PortType"):
+        codegen.cpp_header()
+    monkeypatch.setitem(OPS, "RouteNew", op([("tensor(int32)",)], [FLOATS]))
+    with pytest.raises(ValueError, match="RouteNew: a float output of any float type takes its type from a float input"):
+        codegen.cpp_header()
 
 
 @pytest.mark.parametrize("name", list(OPS))

@@ -1,7 +1,7 @@
 """Files generated from the op descriptions (``spec.py``), so that each fact about an op is written once:
 
   plugins/common/route_ops.h   the op table the C++ implementations include (names, versions, input and output
-                               counts, the attribute and its accepted range)
+                               counts, the attribute and its accepted range, each input's and output's type class)
   docs/ops.md                  the ops' reference page
 
 ``python -m irexport.ops.codegen`` rewrites them; ``--check`` exits 1 naming the stale ones (a test runs it in CI).
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .spec import DOMAIN, OPS, PLUGIN_NAMESPACE, OpSpec
+from .spec import DOMAIN, FLOATS, OPS, PLUGIN_NAMESPACE, OpSpec, Port
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = Path("plugins/common/route_ops.h")
@@ -30,6 +30,34 @@ def _float(x: float) -> str:
     return f"{float(x)!r}f"
 
 
+# a port's types (spec.Port.types) -> its PortType enumerator in the C++ table; kNone (0) fills the slots past an
+# op's last input or output. A new type class needs a row here and a case in each C++ switch over PortType.
+PORT_TYPES = {
+    FLOATS: "kFloatAny",
+    ("tensor(float)",): "kFloat32",
+    ("tensor(int32)",): "kInt32",
+    ("tensor(int64)",): "kInt64",
+}
+
+
+def port_type(spec: OpSpec, port: Port) -> str:
+    if port.types not in PORT_TYPES:
+        raise ValueError(f"{spec.name}.{port.name}: types {port.types} have no PortType (codegen.PORT_TYPES)")
+    return "PortType::" + PORT_TYPES[port.types]
+
+
+def _port_type_rows() -> list[str]:
+    rows = {}
+    for spec in OPS.values():
+        if any(p.types == FLOATS for p in spec.outputs) and not any(p.types == FLOATS for p in spec.inputs):
+            raise ValueError(f"{spec.name}: a float output of any float type takes its type from a float input; it has none")
+        inputs = ", ".join(port_type(spec, p) for p in spec.inputs)
+        outputs = ", ".join(port_type(spec, p) for p in spec.outputs)
+        rows[spec.name] = f"        {{{{{inputs}}}, {{{outputs}}}}},"
+    width = max(map(len, rows.values()))
+    return [f"{row:<{width}} // {name}" for name, row in rows.items()]  # the comments aligned, as clang-format does
+
+
 def cpp_header() -> str:
     rows = []
     for spec in OPS.values():
@@ -41,6 +69,9 @@ def cpp_header() -> str:
         rows.append(f'        {{"{spec.name}", "{spec.plugin_version}", {len(spec.inputs)}, {len(spec.outputs)}, {field}, '
                     f'{_float(low)}, {_float(high)}, {str(exclusive).lower()}, {str(spec.data_dependent_shape).lower()}}},')
     enumerators = ", ".join(enumerator(spec) for spec in OPS.values())
+    port_types = ", ".join(["kNone", *PORT_TYPES.values()])
+    max_inputs = max(len(spec.inputs) for spec in OPS.values())
+    max_outputs = max(len(spec.outputs) for spec in OPS.values())
     return f"""// {GENERATED}.
 // The routing ops' table for every C++ implementation (TensorRT plugins, ONNX Runtime kernels).
 #pragma once
@@ -72,6 +103,23 @@ constexpr std::array<OpInfo, static_cast<size_t>(Op::kCount)> kOps{{{{
 {chr(10).join(rows)}
 }}}};
 
+// The element types an input or output takes. kFloatAny: float32, float16 or bfloat16, one type for all of an op's
+// kFloatAny ports (the first one's); kFloat32: float32 whatever the inputs; kNone: past the op's last port.
+enum class PortType : int32_t {{ {port_types} }};
+
+constexpr int32_t kMaxInputs = {max_inputs};
+constexpr int32_t kMaxOutputs = {max_outputs};
+
+struct PortTypes
+{{
+    PortType inputs[kMaxInputs];
+    PortType outputs[kMaxOutputs];
+}};
+
+constexpr std::array<PortTypes, static_cast<size_t>(Op::kCount)> kPortTypes{{{{
+{chr(10).join(_port_type_rows())}
+}}}};
+
 }} // namespace irexport::ops
 """
 
@@ -86,7 +134,8 @@ def ops_markdown() -> str:
              "of standard ONNX ops (what ONNX Runtime runs, and TensorRT inlines, without irexport's libraries), and "
              f"the attributes TensorRT's parser uses to find the plugin that replaces it: `plugin_namespace` "
              f"(`{PLUGIN_NAMESPACE}`) and `plugin_version` (the op's version). Masks cross the op boundary as int32 "
-             "(1 = true): TensorRT plugins take no bool or uint8 tensors.", "",
+             "(1 = true): TensorRT plugins take no bool or uint8 tensors. The ports typed float, float16, bfloat16 take any of "
+             "the three, one type for all of an op's such ports (its first's).", "",
              "| op | version | inputs | outputs | attribute (range) | data-dependent shape |", "|---|---|---|---|---|---|"]
     for spec in OPS.values():
         inputs = ", ".join(p.name for p in spec.inputs)

@@ -14,7 +14,7 @@ from onnxscript import opset18 as op
 from onnxscript import script
 from onnxscript.values import Opset
 
-from .spec import DOMAIN, DOMAIN_OPSET
+from .spec import DOMAIN, DOMAIN_OPSET, OPS
 
 BODY_OPSET = 18  # Reduce* with axes inputs, CastLike
 _irexport = Opset(DOMAIN, DOMAIN_OPSET)
@@ -99,5 +99,5 @@ def RouteScatterAdd(x, y, index):
     return out
 
 
-BODIES = {f.name: f for f in (RouteArgmax, RouteThreshold, RouteTopK, RouteIndex, RouteSeqIndex, RouteGather,
-                              RouteScatterAdd)}
+# every op of spec.py has its body here, the function named as the op (a KeyError names an op without one)
+BODIES = {name: globals()[name] for name in OPS}

@@ -8,10 +8,24 @@ namespace and version, and inlines the function when none is loaded.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 import onnx
 from onnx import helper
 
 from .spec import DOMAIN, DOMAIN_OPSET, OPS, OpSpec
+
+# an attribute's type in spec.py -> its Python type (the annotation torch.onnx reads to take a parameter for an
+# attribute, not an input) and its type in the schema
+ATTRIBUTE_TYPES = {"float": (float, onnx.defs.OpSchema.AttrType.FLOAT)}
+
+
+def _attribute_type(spec: OpSpec, name: str) -> tuple:
+    attr = spec.attribute(name)
+    if attr.type not in ATTRIBUTE_TYPES:
+        raise ValueError(f"{spec.name}.{attr.name}: attribute type {attr.type!r} is not one of {sorted(ATTRIBUTE_TYPES)}")
+    return ATTRIBUTE_TYPES[attr.type]
 
 
 def _schema(spec: OpSpec) -> onnx.defs.OpSchema:
@@ -19,7 +33,7 @@ def _schema(spec: OpSpec) -> onnx.defs.OpSchema:
     types = {}
     for port in spec.inputs + spec.outputs:
         types.setdefault(port.types, f"T{len(types)}")
-    attrs = [S.Attribute(a.name, S.AttrType.FLOAT, a.doc) for a in spec.attributes]
+    attrs = [S.Attribute(a.name, _attribute_type(spec, a.name)[1], a.doc) for a in spec.attributes]
     attrs += [S.Attribute(name, S.AttrType.STRING, "TensorRT plugin lookup") for name in spec.node_attributes]
     return S(
         spec.name, spec.domain, DOMAIN_OPSET, doc=spec.doc,
@@ -39,6 +53,28 @@ def register_schemas() -> None:
             onnx.defs.register_schema(_schema(spec))
 
 
+def translation(spec: OpSpec, emit) -> Callable:
+    """The function torch.onnx calls for the op's torch op, emitting its node through emit(name, *inputs, **attrs).
+
+    torch.onnx infers an ONNX signature from the function (inspect.signature and typing.get_type_hints: an annotated
+    float parameter is an attribute, an unannotated one an input) and calls it with the torch op's arguments,
+    positional or by their names, so its parameters are the torch op's: the op's inputs, then its attributes, named
+    as in spec.py (a test holds the torch ops to the same names)."""
+    P = inspect.Parameter
+    attr_types = {a.name: _attribute_type(spec, a.name)[0] for a in spec.attributes}
+    signature = inspect.Signature([P(p.name, P.POSITIONAL_OR_KEYWORD) for p in spec.inputs] +
+                                  [P(name, P.POSITIONAL_OR_KEYWORD, annotation=t) for name, t in attr_types.items()])
+
+    def translate(*args, **kwargs):
+        given = signature.bind(*args, **kwargs).arguments
+        return emit(spec.name, *(given[p.name] for p in spec.inputs), **{name: given[name] for name in attr_types})
+
+    translate.__name__ = translate.__qualname__ = spec.torch_name
+    translate.__signature__ = signature
+    translate.__annotations__ = dict(attr_types)
+    return translate
+
+
 def translation_table() -> dict:
     """torch op -> function emitting the custom node (used as torch.onnx's custom_translation_table)."""
     import onnxscript
@@ -52,31 +88,7 @@ def translation_table() -> dict:
     def emit(name, *inputs, **attrs):
         return getattr(opset, name)(*inputs, **attrs, **OPS[name].node_attributes)
 
-    # explicit signatures: the exporter binds the torch op's arguments to these parameter names
-    def route_argmax(scores):
-        return emit("RouteArgmax", scores)
-
-    def route_threshold(scores, threshold: float):
-        return emit("RouteThreshold", scores, threshold=threshold)
-
-    def route_topk(scores, valid, capacity: float):
-        return emit("RouteTopK", scores, valid, capacity=capacity)
-
-    def route_index(execute):
-        return emit("RouteIndex", execute)
-
-    def route_seq_index(execute):
-        return emit("RouteSeqIndex", execute)
-
-    def route_gather(x, index):
-        return emit("RouteGather", x, index)
-
-    def route_scatter_add(x, y, index):
-        return emit("RouteScatterAdd", x, y, index)
-
-    fns = {f.__name__: f for f in (route_argmax, route_threshold, route_topk, route_index, route_seq_index, route_gather,
-                                   route_scatter_add)}
-    return {getattr(torch.ops.irexport, spec.torch_name).default: fns[spec.torch_name] for spec in OPS.values()}
+    return {getattr(torch.ops.irexport, spec.torch_name).default: translation(spec, emit) for spec in OPS.values()}
 
 
 def function_proto(spec: OpSpec, onnx_opset: int) -> onnx.FunctionProto:

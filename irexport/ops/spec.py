@@ -29,6 +29,7 @@ DOMAIN = "irexport"
 # plugin's version) travels on each node as plugin_version
 DOMAIN_OPSET = 1
 PLUGIN_NAMESPACE = "irexport"
+# any float type; an op's FLOATS ports all take the same one (one type constraint in its schema), the first's
 FLOATS = ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
 
 

@@ -35,4 +35,27 @@ constexpr std::array<OpInfo, static_cast<size_t>(Op::kCount)> kOps{{
         {"RouteScatterAdd", "2", 3, 1, nullptr, 0.0f, 0.0f, false, false},
 }};
 
+// The element types an input or output takes. kFloatAny: float32, float16 or bfloat16, one type for all of an op's
+// kFloatAny ports (the first one's); kFloat32: float32 whatever the inputs; kNone: past the op's last port.
+enum class PortType : int32_t { kNone, kFloatAny, kFloat32, kInt32, kInt64 };
+
+constexpr int32_t kMaxInputs = 3;
+constexpr int32_t kMaxOutputs = 2;
+
+struct PortTypes
+{
+    PortType inputs[kMaxInputs];
+    PortType outputs[kMaxOutputs];
+};
+
+constexpr std::array<PortTypes, static_cast<size_t>(Op::kCount)> kPortTypes{{
+        {{PortType::kFloatAny}, {PortType::kFloat32}},                                         // RouteArgmax
+        {{PortType::kFloatAny}, {PortType::kFloat32}},                                         // RouteThreshold
+        {{PortType::kFloatAny, PortType::kInt32}, {PortType::kFloat32}},                       // RouteTopK
+        {{PortType::kInt32}, {PortType::kInt64, PortType::kInt32}},                            // RouteIndex
+        {{PortType::kInt32}, {PortType::kInt64, PortType::kInt32}},                            // RouteSeqIndex
+        {{PortType::kFloatAny, PortType::kInt64}, {PortType::kFloatAny}},                      // RouteGather
+        {{PortType::kFloatAny, PortType::kFloatAny, PortType::kInt64}, {PortType::kFloatAny}}, // RouteScatterAdd
+}};
+
 } // namespace irexport::ops

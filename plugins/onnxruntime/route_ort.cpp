@@ -4,7 +4,7 @@
 // model-local function bodies; without it, the same model.onnx runs the bodies.
 //
 // The kernels are the host implementations the tests check against the torch ops (common/route_host.h);
-// names, versions, arity and attribute ranges come from the generated op table (common/route_ops.h).
+// names, versions, arity, attribute ranges and port types come from the generated op table (common/route_ops.h).
 // Compiled against ONNX Runtime's C API (onnxruntime_c_api.h); it loads into that ONNX Runtime release
 // and newer ones (irexportOrtApiVersion says which API version it was built for).
 #include <onnxruntime_c_api.h>
@@ -233,30 +233,19 @@ struct Kernel
     }
 };
 
-// The float inputs take any float type; the other ports have one type each (ops/spec.py).
-ONNXTensorElementDataType inputType(Op op, size_t i)
+// A port's element type as ONNX Runtime takes it: UNDEFINED lets a float port of any type through (the kernels check
+// which, and that an op's float ports agree); the port types come from the op table (ops/spec.py).
+ONNXTensorElementDataType elementType(ops::PortType type)
 {
-    switch (op)
+    switch (type) // every enumerator, no default: a new port type is a compiler warning here
     {
-    case Op::kTopK: return i == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-    case Op::kIndex:
-    case Op::kSeqIndex: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-    case Op::kGather: return i == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
-    case Op::kScatterAdd: return i < 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
-    default: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; // RouteArgmax, RouteThreshold: scores
+    case ops::PortType::kFloatAny: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    case ops::PortType::kFloat32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    case ops::PortType::kInt32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+    case ops::PortType::kInt64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+    case ops::PortType::kNone: break; // past the op's last port: never asked
     }
-}
-
-ONNXTensorElementDataType outputType(Op op, size_t i)
-{
-    switch (op)
-    {
-    case Op::kIndex:
-    case Op::kSeqIndex: return i == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-    case Op::kGather:
-    case Op::kScatterAdd: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED; // x's type
-    default: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;                  // the margins
-    }
+    return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
 }
 
 struct RouteCustomOp : OrtCustomOp
@@ -270,8 +259,8 @@ struct RouteCustomOp : OrtCustomOp
         GetExecutionProviderType = [](OrtCustomOp const*) -> char const* { return "CPUExecutionProvider"; };
         GetInputTypeCount = [](OrtCustomOp const* self) { return size_t(kOps[size_t(of(self))].nbInputs); };
         GetOutputTypeCount = [](OrtCustomOp const* self) { return size_t(kOps[size_t(of(self))].nbOutputs); };
-        GetInputType = [](OrtCustomOp const* self, size_t i) { return inputType(of(self), i); };
-        GetOutputType = [](OrtCustomOp const* self, size_t i) { return outputType(of(self), i); };
+        GetInputType = [](OrtCustomOp const* self, size_t i) { return elementType(ops::kPortTypes[size_t(of(self))].inputs[i]); };
+        GetOutputType = [](OrtCustomOp const* self, size_t i) { return elementType(ops::kPortTypes[size_t(of(self))].outputs[i]); };
         GetInputCharacteristic = [](OrtCustomOp const*, size_t) { return INPUT_OUTPUT_REQUIRED; };
         GetOutputCharacteristic = [](OrtCustomOp const*, size_t) { return INPUT_OUTPUT_REQUIRED; };
         GetInputMemoryType = [](OrtCustomOp const*, size_t) { return OrtMemTypeDefault; };

@@ -1,5 +1,5 @@
 // TensorRT IPluginV3 plugins for the routing ops, one generic plugin class over the op kinds.
-// Names, versions, namespace, fields and their ranges come from the op table generated from
+// Names, versions, namespace, fields and their ranges, and port types come from the op table generated from
 // irexport/ops/spec.py (common/route_ops.h); a test reads them back through TensorRT-RTX's registry.
 // Loading: this library exports getCreators and setLoggerFinder, for IPluginRegistry::loadLibrary
 // (irexport, the C++ runtime, trtexec --dynamicPlugins), and irexportPluginTensorRTMajor, the TensorRT
@@ -31,6 +31,7 @@ using ops::kNamespace;
 using ops::kOps;
 using ops::Op;
 using ops::OpInfo;
+using ops::PortType;
 
 ILoggerFinder* gLoggerFinder{nullptr};
 
@@ -42,6 +43,21 @@ void logError(std::string const& message) noexcept
 }
 
 bool isFloat(DataType t) { return t == DataType::kFLOAT || t == DataType::kHALF || t == DataType::kBF16; }
+
+// The one TensorRT type of a port of a fixed type; false for kFloatAny (any float type) and kNone.
+bool fixedType(PortType port, DataType& type)
+{
+    switch (port) // every enumerator, no default: a new port type is a compiler warning here
+    {
+    case PortType::kFloat32: type = DataType::kFLOAT; return true;
+    // the size tensors too: int32, as the 11.1 headers ask (sampleNonZeroPlugin: int32 up to 10.14)
+    case PortType::kInt32: type = DataType::kINT32; return true;
+    case PortType::kInt64: type = DataType::kINT64; return true;
+    case PortType::kFloatAny:
+    case PortType::kNone: break;
+    }
+    return false;
+}
 
 Dtype toDtype(DataType t) { return static_cast<Dtype>(static_cast<int32_t>(t)); } // same numbering
 
@@ -67,6 +83,22 @@ public:
     RoutePlugin& operator=(RoutePlugin const&) = delete;
 
     OpInfo const& info() const { return kOps[size_t(mOp)]; }
+
+    // the type of port pos, numbered as TensorRT does: the inputs, then the outputs (common/route_ops.h)
+    PortType portType(int32_t pos) const
+    {
+        auto const& ports = ops::kPortTypes[size_t(mOp)];
+        return pos < info().nbInputs ? ports.inputs[pos] : ports.outputs[pos - info().nbInputs];
+    }
+
+    // the op's first kFloatAny port, whose float type all of them take (-1: none)
+    int32_t firstFloatPort() const
+    {
+        for (int32_t pos = 0; pos < info().nbInputs + info().nbOutputs; ++pos)
+            if (portType(pos) == PortType::kFloatAny)
+                return pos;
+        return -1;
+    }
 
     // IPluginV3
     IPluginCapability* getCapabilityInterface(PluginCapabilityType type) noexcept override
@@ -106,20 +138,14 @@ public:
     {
         if (nbInputs != info().nbInputs || nbOutputs != info().nbOutputs)
             return -1;
-        switch (mOp)
-        {
-        case Op::kArgmax:
-        case Op::kThreshold:
-        case Op::kTopK: outputTypes[0] = DataType::kFLOAT; break;
-        case Op::kIndex:
-        case Op::kSeqIndex:
-            outputTypes[0] = DataType::kINT64;
-            outputTypes[1] = DataType::kINT32; // a size tensor: int32, as the 11.1 headers ask (sampleNonZeroPlugin: int32 up to 10.14)
-            break;
-        case Op::kGather:
-        case Op::kScatterAdd: outputTypes[0] = inputTypes[0]; break;
-        default: return -1;
-        }
+        int32_t const first = firstFloatPort(); // an input wherever an output is kFloatAny (the code generator checks)
+        for (int32_t j = 0; j < nbOutputs; ++j)
+            if (!fixedType(portType(nbInputs + j), outputTypes[j]))
+            {
+                if (portType(nbInputs + j) != PortType::kFloatAny || first < 0 || first >= nbInputs)
+                    return -1;
+                outputTypes[j] = inputTypes[first];
+            }
         return 0;
     }
 
@@ -181,18 +207,13 @@ public:
         PluginTensorDesc const& d = inOut[pos].desc;
         if (d.format != TensorFormat::kLINEAR)
             return false;
-        DataType const first = inOut[0].desc.type;
-        switch (mOp)
-        {
-        case Op::kArgmax:
-        case Op::kThreshold: return pos == 0 ? isFloat(d.type) : d.type == DataType::kFLOAT;
-        case Op::kTopK: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kINT32 : d.type == DataType::kFLOAT;
-        case Op::kIndex:
-        case Op::kSeqIndex: return pos == 1 ? d.type == DataType::kINT64 : d.type == DataType::kINT32;
-        case Op::kGather: return pos == 0 ? isFloat(d.type) : pos == 1 ? d.type == DataType::kINT64 : d.type == first;
-        case Op::kScatterAdd: return pos == 0 ? isFloat(d.type) : pos == 2 ? d.type == DataType::kINT64 : d.type == first;
-        default: return false;
-        }
+        DataType fixed{};
+        if (fixedType(portType(pos), fixed))
+            return d.type == fixed;
+        if (portType(pos) != PortType::kFloatAny)
+            return false;
+        int32_t const first = firstFloatPort(); // <= pos: TensorRT asks in order, with the earlier positions fixed
+        return pos == first ? isFloat(d.type) : d.type == inOut[first].desc.type;
     }
 
     int32_t configurePlugin(DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/,
