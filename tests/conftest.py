@@ -66,7 +66,9 @@ def router_tuning_state_dict(model) -> dict:
             for key, value in model.routing.state_dict().items()}
 
 
-PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+PLUGINS = ROOT / "plugins"
+RECIPES = ROOT / "engines" / "recipes"
 
 
 def cmake_build(build_dir: Path, *options) -> Path:

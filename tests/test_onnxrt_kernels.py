@@ -65,7 +65,7 @@ def test_index_kernels_equal_the_bodies(kernels, mask):
 
 
 # bfloat16: ONNX Runtime's CPU provider runs no bfloat16 bodies and Python feeds none; the kernels' bfloat16 paths are
-# the host implementations tests/test_plugin_kernels.py checks against the torch ops
+# the host implementations tests/plugins/test_plugin_kernels.py checks against the torch ops
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("mask", list(MASKS))
 def test_gather_and_scatter_kernels_equal_the_bodies(kernels, mask, dtype):

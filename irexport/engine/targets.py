@@ -44,7 +44,7 @@ RECORDED_BEFORE_TARGETS = "tensorrt"  # build records from before irexport knew 
 # TensorRT-RTX numbers its releases apart from TensorRT; its plugin interfaces are those of the TensorRT major
 # below. 1.x has TensorRT 11's versioned ILogger / ILoggerFinder: its library names both interfaces
 # ("ILogger", "ILoggerFinder"), and a library built with the TensorRT 11 headers loads, parses and builds in
-# TensorRT-RTX 1.7 (tests/test_tensorrt_rtx.py: plugin layers, and a creator's error through its logger).
+# TensorRT-RTX 1.7 (tests/engine/test_tensorrt_rtx.py: plugin layers, and a creator's error through its logger).
 RTX_PLUGIN_HEADERS = {1: 11}
 
 

@@ -1,5 +1,5 @@
 // `enqueue`: run every case's plugin on the GPU the way a TensorRT runtime would, on inputs the caller wrote
-// (tests/test_plugin_harness.py makes them, and checks the outputs against the torch ops).
+// (tests/plugins/test_plugin_harness.py makes them, and checks the outputs against the torch ops).
 //
 //   DATA/case<i>.inputs      one line per input: ONNX element type <TAB> dims (comma-separated)
 //   DATA/case<i>.in<k>.bin   the input's bytes

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny
+from conftest import RECIPES, tiny
 
 from irexport.checkpoints import save_model
 from irexport.models.random_init import byte_tokenizer
-
-RECIPES = Path(__file__).resolve().parents[1] / "engines" / "recipes"
 
 
 @pytest.fixture(scope="module")

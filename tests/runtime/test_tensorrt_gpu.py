@@ -2,17 +2,15 @@
 with the reason where those are absent (CPU CI); the docker image (docker/) has everything."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import RECIPES
 
 from irexport.checkpoints import load_model
 from irexport.errors import IrexportError
 from irexport.parity.check import parity, sample_inputs
-
-RECIPES = Path(__file__).resolve().parents[1] / "engines" / "recipes"
 
 
 def tensorrt_or_skip():

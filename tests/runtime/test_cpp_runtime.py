@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
-ENGINES = Path(__file__).resolve().parents[1] / "engines"
+ENGINES = ROOT / "engines"
 # Passed on to cmake when set: TensorRT_ROOT (headers, and a library under it) and TensorRT_LIBRARY (a library
 # elsewhere, e.g. the lean runtime's libnvinfer_lean.so.11 from the tensorrt_lean_libs wheel).
 TENSORRT_OPTIONS = ("TensorRT_ROOT", "TensorRT_LIBRARY")

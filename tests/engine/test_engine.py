@@ -3,13 +3,12 @@ build record that runtimes check (engine files, TensorRT version, plugin library
 commands' behaviour without TensorRT, and the CI parity matrix over ONNX Runtime."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import PROFILE, recipe
+from conftest import PROFILE, RECIPES, recipe
 
 from irexport.engine.build import check_builder_version, classify_routing_nodes, routing_nodes
 from irexport.engine.profiles import check_precision, input_shapes
@@ -20,8 +19,6 @@ from irexport.errors import IrexportError
 from irexport.export.manifest import load_manifest
 from irexport.parity.matrix import regressions
 from irexport.runtime.tensorrt import check_feed
-
-RECIPES = Path(__file__).resolve().parents[1] / "engines" / "recipes"
 
 
 def tensorrt_installed() -> bool:
