@@ -122,12 +122,24 @@ def run_graph(model, feed: dict, mode: str, force=None, float32: bool = False) -
     return result
 
 
+@torch.no_grad()
 def greedy(model, input_ids: np.ndarray, attention_mask: np.ndarray, new_tokens: int, mode: str = "masked") -> np.ndarray:
-    """The reference's greedy tokens, fed as every backend is fed (``GraphIO.greedy``)."""
+    """The reference's greedy tokens, fed as every backend is fed (``GraphIO.greedy``), in torch: the cache stays
+    in the model's dtype, and the prefill runs without one (the reference's own prefill)."""
     from .export.graph_io import GraphIO
 
-    io = GraphIO.of_config(model.config, "float32")  # numpy feeds: the cache travels as float32
-    return io.greedy(lambda _phase, feed: run_graph(model, feed, mode), input_ids, attention_mask, new_tokens)
+    dtype = next(model.parameters()).dtype
+    io = GraphIO.of_config(model.config, str(dtype).removeprefix("torch."))
+
+    def run(phase, feed):
+        past = None
+        if phase == "decode":
+            cache = [feed[n] for n in io.past_names]
+            past = tuple(zip(cache[::2], cache[1::2], strict=True))
+        out = model(feed["input_ids"], attention_mask=feed["attention_mask"], past_key_values=past, mode=mode)
+        return {"logits": out.logits, **dict(zip(io.present_names, (t for kv in out.past_key_values for t in kv), strict=True))}
+
+    return io.greedy(run, torch.from_numpy(input_ids), torch.from_numpy(attention_mask), new_tokens)
 
 
 def save(out_dir: Path, outputs: dict, feed: dict, meta: dict) -> None:

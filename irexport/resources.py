@@ -11,6 +11,7 @@ folders of the checkout are used.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -45,6 +46,12 @@ def recipes_dir() -> Path:
 
 def plugin_build_dir() -> Path:
     """Where ``irexport plugins build`` writes by default, and where irexport looks for the libraries it built:
-    ``build/plugins`` of the checkout, or, installed from a wheel, ``build/plugins`` under the current directory
-    (never site-packages, which may be read-only and is shared). Absolute."""
-    return (checkout() or Path.cwd()) / "build" / "plugins"
+    ``build/plugins`` of the checkout, or, installed from a wheel, the user's data directory
+    (``$XDG_DATA_HOME/irexport/plugins``, by default ``~/.local/share/irexport/plugins``). Never site-packages
+    (read-only, shared), and never the current directory: libraries found there would load whatever a directory
+    one happens to run irexport in holds. Absolute."""
+    root = checkout()
+    if root is not None:
+        return root / "build" / "plugins"
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data).absolute() / "irexport" / "plugins"

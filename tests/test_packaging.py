@@ -4,13 +4,15 @@ The wheel is built from a copy of the sources (pip wheel --no-build-isolation --
 checkout's build/ and egg-info untouched), installed with --no-deps --no-index into a fresh venv that sees the test
 interpreter's site-packages (torch, onnx, ... come from here, nothing is downloaded), and run from a directory outside
 the checkout: `irexport --help`, a shipped recipe by name, and `irexport plugins build` (one CUDA architecture,
-about a minute), whose libraries must land in ./build/plugins, not in site-packages, where the finders look.
+about a minute), whose libraries must land in the user's data directory (not site-packages, not the current
+directory), where the finders look.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import sysconfig
@@ -20,8 +22,10 @@ from pathlib import Path
 import pytest
 from conftest import tensorrt_headers
 
+from irexport.errors import IrexportError
+
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "MANIFEST.in", "irexport", "plugins", "engines")  # what a wheel build reads
+SOURCES = ("pyproject.toml", "README.md", "irexport", "plugins", "engines")  # what a wheel build reads
 
 
 def shipped_files() -> dict[str, Path]:
@@ -63,17 +67,21 @@ def wheel_install(tmp_path_factory):
     assert len(wheels) == 1, wheels
     venv = tmp / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp, env=os.environ)
-    # the venv sees the packages of the interpreter running the tests (a venv's own, when pytest runs in one, which
-    # --system-site-packages would not show): torch, onnx, and pip, which installs into the venv; a path in a .pth is
-    # added without running that directory's .pth files, so the editable install of the checkout stays out
-    packages = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    # the venv sees the packages the interpreter running the tests sees (a venv's own, when pytest runs in one, which
+    # --system-site-packages would not show, its base's and the user's): torch, onnx, and pip, which installs into the
+    # venv; a path in a .pth is added without running that directory's .pth files, so the checkout's editable install
+    # stays out
+    packages = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")} | set(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        packages.add(site.getusersitepackages())
     venv_site = Path(run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                          cwd=tmp, env=os.environ).stdout.strip())
     (venv_site / "test-interpreter-packages.pth").write_text("".join(f"{p}\n" for p in sorted(packages)))
     run([venv / "bin" / "python", "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheels[0]], cwd=tmp, env=os.environ)
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "PYTHONHOME", "IREXPORT_PLUGINS", "IREXPORT_ONNXRT_KERNELS")}
-    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(venv))
+    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(venv),
+               XDG_DATA_HOME=str(tmp / "data"))  # where a wheel install's plugin build goes: not this user's home
     work = tmp / "work"  # outside the checkout: nothing there for a checkout-relative path to find
     work.mkdir()
     return wheels[0], venv, env, work
@@ -90,6 +98,10 @@ def test_checkout_reaches_the_top_level_folders():
     assert plugin_sources() == ROOT / "plugins" and recipes_dir() == ROOT / "engines" / "recipes"
     assert plugin_build_dir() == ROOT / "build" / "plugins"
     assert load_recipe("demo") == load_recipe(ROOT / "engines" / "recipes" / "demo.yaml")
+    # only a bare name is a shipped recipe's: a path that names no file stays a path, and is not found
+    for path in ("./demo.yaml", "demo.yaml", "recipes/demo"):
+        with pytest.raises(IrexportError, match="recipe not found"):
+            load_recipe(path)
 
 
 def test_wheel_carries_plugin_sources_and_recipes(wheel_install):
@@ -116,13 +128,14 @@ def test_wheel_carries_plugin_sources_and_recipes(wheel_install):
     assert root == "None"
     assert Path(sources).is_relative_to(site) and (Path(sources) / "CMakeLists.txt").is_file()
     assert Path(recipes).is_relative_to(site) and Path(demo) == Path(recipes) / "demo.yaml" and name == "demo"
-    assert Path(build) == work.resolve() / "build" / "plugins"
+    assert Path(build) == Path(env["XDG_DATA_HOME"]) / "irexport" / "plugins"  # never the current directory
     assert "plugins" in run([venv / "bin" / "irexport", "--help"], cwd=work, env=env).stdout
 
 
 def test_wheel_install_builds_the_plugins(wheel_install):
-    """`irexport plugins build` from the wheel, outside the checkout: the libraries land in ./build/plugins (not in
-    site-packages), and the plugin library's and ONNX Runtime kernels' finders find them there."""
+    """`irexport plugins build` from the wheel, outside the checkout: the libraries land in the user's data
+    directory (not in site-packages, not in the current directory), where the plugin library's and the ONNX Runtime
+    kernels' finders find them."""
     wheel, venv, env, work = wheel_install
     if shutil.which("cmake", path=env["PATH"]) is None:
         pytest.skip("cmake is not installed")
@@ -131,7 +144,8 @@ def test_wheel_install_builds_the_plugins(wheel_install):
     with_ort = bool(onnxruntime) and (Path(onnxruntime) / "include" / "onnxruntime_c_api.h").is_file()
     before = site_files(venv)
     run([venv / "bin" / "irexport", "plugins", "build", "--cuda-archs", "90"], cwd=work, env=env, timeout=600)
-    built = work / "build" / "plugins"
+    built = Path(env["XDG_DATA_HOME"]) / "irexport" / "plugins"
+    assert not (work / "build").exists()
     expected = ["libirexport_host.so", "libirexport_kernels.so", "libirexport_plugins.so", "libirexport_plugins_register.so",
                 "irexport-plugin-harness"] + (["libirexport_onnxrt.so"] if with_ort else [])
     assert [f for f in expected if not (built / f).is_file()] == [], sorted(p.name for p in built.iterdir())

@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
                                    "and build_report.json. "
                                    f"Shipped recipes: {recipes_dir()}. Exit 0 built, 2 bad input or TensorRT missing, 3 TensorRT failed.")
     p.add_argument("export_dir", type=Path, help="directory written by irexport export")
-    p.add_argument("--recipe", type=Path, required=True, help="recipe YAML, or a shipped recipe's name (e.g. demo)")
+    p.add_argument("--recipe", required=True, help="recipe YAML file, or a shipped recipe's name (e.g. demo)")
     p.add_argument("--target", choices=("tensorrt", "tensorrt-rtx"),
                    help="TensorRT (data-centre and any NVIDIA GPU; builds on the GPU) or TensorRT-RTX (RTX GPUs; builds "
                         "on a CPU). Default: the recipe's target, else the one installed (TensorRT when both are)")

@@ -11,7 +11,7 @@ from ..resources import plugin_build_dir, plugin_sources
 from .common import log
 
 SOURCE = plugin_sources()
-BUILD_HELP = "build/plugins of the checkout; installed from a wheel, of the current directory"
+BUILD_HELP = "build/plugins of the checkout; installed from a wheel, ~/.local/share/irexport/plugins ($XDG_DATA_HOME)"
 
 
 def add_parser(sub) -> None:

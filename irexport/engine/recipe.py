@@ -70,13 +70,15 @@ def shipped_recipes() -> list[str]:
 
 
 def find_recipe(path) -> Path:
-    """A recipe file, else the shipped recipe of that name ("demo" or "demo.yaml": recipes_dir()), so that a wheel
-    install, which has no engines/recipes/ to point at, builds with them too."""
-    path = Path(path)
-    if path.is_file() or len(path.parts) != 1 or path.suffix not in ("", ".yaml"):
-        return path
-    shipped = recipes_dir() / f"{path.stem}.yaml"
-    return shipped if shipped.is_file() else path
+    """A recipe file, or a shipped recipe by its bare name ("demo": recipes_dir()/demo.yaml), so that a wheel
+    install, which has no engines/recipes/ to point at, builds with them too. Anything that looks like a path
+    (a separator, a dot: "./demo.yaml", "demo.yaml") is a path only: an absent file is never swapped for a
+    shipped recipe."""
+    text = str(path)
+    if Path(text).is_file() or not text.replace("-", "").replace("_", "").isalnum():
+        return Path(text)
+    shipped = recipes_dir() / f"{text}.yaml"
+    return shipped if shipped.is_file() else Path(text)
 
 
 def load_recipe(path) -> Recipe:
