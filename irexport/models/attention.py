@@ -37,52 +37,54 @@ def project_kv(attn, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past
     return k, v
 
 
-def attend(attn, q, k, v, q_slot, key_ok, window):
-    """Softmax attention of queries q [B, H, Tq, hd] at cache slots q_slot [B, Tq] over k/v [B, Hkv, S, hd].
+def attention_bias(key_ok: torch.Tensor, past_len, T: int, window) -> torch.Tensor:
+    """The additive mask of every new token's query [B, T, S], built once per forward and shared by the layers
+    (per sliding window): 0 where the query at cache slot past_len + t sees a key (a valid one, at a slot <= its
+    own, within the window), float32's minimum elsewhere. An additive mask, as transformers' eager attention
+    uses: a broadcast Add is far cheaper in ONNX Runtime than a Where over every head's scores."""
+    key_slot = torch.arange(key_ok.shape[1], device=key_ok.device)
+    q_slot = past_len + torch.arange(T, device=key_ok.device)
+    allowed = key_ok[:, None, :] & (key_slot[None, None, :] <= q_slot[None, :, None])
+    if window:
+        allowed &= (q_slot[None, :, None] - key_slot[None, None, :]) < window
+    return torch.zeros(allowed.shape, device=key_ok.device).masked_fill(~allowed, torch.finfo(torch.float32).min)
 
-    A query sees the valid keys (key_ok [B, S]) at slots <= its own (and within the sliding window).
-    Scores, mask and softmax run in float32 (in float16 the mask's minimum plus a negative score would
-    round to -inf and turn fully masked padding rows into NaN); fully masked rows stay finite.
-    The G query heads that share a KV head are stacked against it ([B, Hkv, G*Tq, hd]) instead of
-    repeating K and V G times: the same products, without copying the cache.
+
+def attend(attn, q, k, v, bias):
+    """Softmax attention of queries q [B, H, Tq, hd] over k/v [B, Hkv, S, hd], with each query's additive mask
+    bias [B, Tq, S] (``attention_bias``'s rows).
+
+    Scores, mask and softmax run in float32 (in float16 the mask's minimum plus a negative score would round to
+    -inf and turn fully masked padding rows into NaN); fully masked rows stay finite. The G query heads that
+    share a KV head are stacked against it ([B, Hkv, G*Tq, hd]) instead of repeating K and V G times: the same
+    products, without copying the cache.
     """
     B, H, Tq, hd = q.shape
     Hkv = k.shape[1]
-    key_slot = torch.arange(k.shape[2], device=k.device)
-    allowed = key_ok[:, None, :] & (key_slot[None, None, :] <= q_slot[:, :, None])
-    if window:
-        allowed &= (q_slot[:, :, None] - key_slot[None, None, :]) < window
-    # an additive mask built once per [B, 1, 1, Tq, S], as transformers' eager attention does: a broadcast
-    # Add is far cheaper in ONNX Runtime than a Where over every head's scores
-    bias = torch.zeros(allowed.shape, device=q.device).masked_fill(~allowed, torch.finfo(torch.float32).min)
     scores = torch.matmul(q.reshape(B, Hkv, -1, hd), k.transpose(2, 3)).float() * attn.scaling
     scores = scores.unflatten(2, (H // Hkv, Tq)) + bias[:, None, None]
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype).flatten(2, 3)
     return torch.matmul(probs, v).reshape(B, H, Tq, hd).transpose(1, 2).flatten(2)  # [B, Tq, H*hd]
 
 
-def attention_masked(attn, h, cos, sin, k, v, past_len, key_ok, window):
+def attention_masked(attn, h, cos, sin, k, v, bias):
     """Query path for every token: [B, T, d]."""
-    B, T, _ = h.shape
     q = rope(_project_q(attn, h).transpose(1, 2), cos.unsqueeze(1), sin.unsqueeze(1))
-    q_slot = (past_len + torch.arange(T, device=h.device)).expand(B, T)
-    return attn.o_proj(attend(attn, q, k, v, q_slot, key_ok, window))
+    return attn.o_proj(attend(attn, q, k, v, bias))
 
 
-def attention_compact(attn, h, index, slots, cos, sin, k, v, past_len, key_ok, window):
+def attention_compact(attn, h, index, slots, cos, sin, k, v, bias):
     """Query path for the executed tokens only: [N, d] for the rows of ``index`` (RouteIndex).
 
     The projections run on the executed tokens of the whole batch; the core runs per sequence on the
-    layout of ``slots`` (RouteSeqIndex), where padding entries (-1) get slot -1, see no key, and are
-    dropped when the rows go back to the flat layout.
+    layout of ``slots`` (RouteSeqIndex). Each query takes its row of ``bias``; padding entries (-1) take a
+    zero row (finite, and dropped when the rows go back to the flat layout).
     """
-    B, T, _ = h.shape
     q = _project_q(attn, route_gather(h, index))  # [N, H, hd]
     q = rope(q, route_gather(cos, index).unsqueeze(1), route_gather(sin, index).unsqueeze(1))
     q_seq = route_gather(q.flatten(1), slots).unflatten(-1, (-1, attn.head_dim)).transpose(1, 2)  # [B, H, Tq, hd]
-    slot = (past_len + torch.arange(T, device=h.device)).expand(B, T).reshape(-1)[index]  # cache slot of each query
-    q_slot = torch.where(slots >= 0, slot[slots.clamp(min=0)], -1)
-    out = attend(attn, q_seq, k, v, q_slot, key_ok, window)  # [B, Tq, H*hd]
+    token = torch.where(slots >= 0, index[slots.clamp(min=0)], -1)  # each slot's token in the flat [B * T] layout
+    out = attend(attn, q_seq, k, v, route_gather(bias, token))  # [B, Tq, H*hd]
     return attn.o_proj(route_scatter_add(out.new_zeros(q.shape[0], out.shape[-1]), out, slots))
 
 

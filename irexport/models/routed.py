@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import IrexportError
 from ..ops.torch_ops import route_gather, route_index, route_scatter_add, route_seq_index
-from .attention import attention_compact, attention_masked, project_kv, sliding_window
+from .attention import attention_bias, attention_compact, attention_masked, project_kv, sliding_window
 from .config import UNITS, RoutingConfig
 from .routers import LFF, make_router
 
@@ -103,11 +103,14 @@ class RoutedCausalLM(nn.Module):
 
         x = inner.embed_tokens(input_ids)
         cos, sin = inner.rotary_emb(x, position_ids)
+        layers = inner.layers[: self.config.num_hidden_layers]
+        # the queries' attention mask, once per sliding window for every layer (not rebuilt per layer)
+        biases = {w: attention_bias(key_ok, past_len, T, w) for w in {sliding_window(self.config, i) for i in range(len(layers))}}
         presents, executes, margins = [], [], []
-        for i, layer in enumerate(inner.layers[: self.config.num_hidden_layers]):
+        for i, layer in enumerate(layers):
             x, present, execute, margin = self._layer(
-                i, layer, x, valid, key_ok, cos, sin, past_key_values[i] if past_key_values else None, past_len, cached, mode,
-                None if force_execute is None else force_execute[i],
+                i, layer, x, valid, biases[sliding_window(self.config, i)], cos, sin,
+                past_key_values[i] if past_key_values else None, cached, mode, None if force_execute is None else force_execute[i],
             )
             presents.append(present)
             executes.append(execute)
@@ -115,9 +118,8 @@ class RoutedCausalLM(nn.Module):
         logits = self.base.lm_head(inner.norm(x))
         return RoutedOutput(logits, tuple(presents), torch.stack(executes), torch.stack(margins), valid)
 
-    def _layer(self, i, layer, x, valid, key_ok, cos, sin, past, past_len, cached, mode, force):
+    def _layer(self, i, layer, x, valid, bias, cos, sin, past, cached, mode, force):
         attn = layer.self_attn
-        window = sliding_window(self.config, i)
         layer_in = x
         present = None
         executes, margins = [], []
@@ -142,7 +144,7 @@ class RoutedCausalLM(nn.Module):
                 index, _ = route_index(execute.int())
                 if unit == "attention":
                     slots, _ = route_seq_index(execute.int())
-                    out = attention_compact(attn, h, index, slots, cos, sin, *present, past_len, key_ok, window)
+                    out = attention_compact(attn, h, index, slots, cos, sin, *present, bias)
                 else:
                     out = layer.mlp(route_gather(h, index))
                 if gate is not None:
@@ -150,7 +152,7 @@ class RoutedCausalLM(nn.Module):
                 x = route_scatter_add(self._approximate(x, h, execute, valid, routing), out, index)
             else:
                 if unit == "attention":
-                    out = attention_masked(attn, h, cos, sin, *present, past_len, key_ok, window)
+                    out = attention_masked(attn, h, cos, sin, *present, bias)
                 else:
                     out = layer.mlp(h)
                 if routing is None:
