@@ -416,8 +416,29 @@ def snapshot(root: Path) -> dict:
             for p in sorted(root.rglob("*")) if not p.is_dir()}
 
 
-def test_the_suite_is_large_enough():
-    assert len(CASES) >= 40
+def subcommands() -> list[list[str]]:
+    """Every command line the CLI has, down to the last subcommand ("plugins build", "plugins check", ...)."""
+    import argparse
+
+    from irexport.cli.main import build_parser
+
+    def walk(parser, prefix):
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions:
+            return [prefix]
+        return [line for name, child in actions[0].choices.items() for line in walk(child, [*prefix, name])]
+
+    return walk(build_parser(), [])
+
+
+@pytest.mark.parametrize("command", subcommands(), ids=" ".join)
+def test_every_command_refuses_a_bad_command_line_in_one_line(command, cli):
+    """Usage errors too (an unknown flag, or the missing arguments argparse names first) are one line and exit 2,
+    in every subcommand the CLI has: argparse's own usage dump would be several lines."""
+    code, out, err = cli(*command, "--no-such-flag")
+    assert code == 2 and out == "", (code, out, err)
+    assert len(err.splitlines()) == 1 and err.startswith("irexport: error: "), err
+    assert "--no-such-flag" in err or f"{' '.join(command)}: " in err, err  # names the flag, or the command
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
