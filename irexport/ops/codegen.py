@@ -1,7 +1,8 @@
 """Files generated from the op descriptions (``spec.py``), so that each fact about an op is written once:
 
   plugins/common/route_ops.h   the op table the C++ implementations include (names, versions, input and output
-                               counts, the attribute and its accepted range, each input's and output's type class)
+                               counts, the attribute and its accepted range, each input's and output's type class;
+                               its types are declared in the hand-written route_op_types.h)
   docs/ops.md                  the ops' reference page
 
 ``python -m irexport.ops.codegen`` rewrites them; ``--check`` exits 1 naming the stale ones (a test runs it in CI).
@@ -31,7 +32,8 @@ def _float(x: float) -> str:
 
 
 # a port's types (spec.Port.types) -> its PortType enumerator in the C++ table; kNone (0) fills the slots past an
-# op's last input or output. A new type class needs a row here and a case in each C++ switch over PortType.
+# op's last input or output. A new type class needs a row here, an enumerator in plugins/common/route_op_types.h
+# and a case in each C++ switch over PortType.
 PORT_TYPES = {
     FLOATS: "kFloatAny",
     ("tensor(float)",): "kFloat32",
@@ -69,7 +71,6 @@ def cpp_header() -> str:
         rows.append(f'        {{"{spec.name}", "{spec.plugin_version}", {len(spec.inputs)}, {len(spec.outputs)}, {field}, '
                     f'{_float(low)}, {_float(high)}, {str(exclusive).lower()}, {str(spec.data_dependent_shape).lower()}}},')
     enumerators = ", ".join(enumerator(spec) for spec in OPS.values())
-    port_types = ", ".join(["kNone", *PORT_TYPES.values()])
     max_inputs = max(len(spec.inputs) for spec in OPS.values())
     max_outputs = max(len(spec.outputs) for spec in OPS.values())
     return f"""// {GENERATED}.
@@ -80,6 +81,8 @@ def cpp_header() -> str:
 #include <cstddef>
 #include <cstdint>
 
+#include "route_op_types.h"
+
 namespace irexport::ops {{
 
 constexpr char const* kDomain = "{DOMAIN}";
@@ -87,25 +90,9 @@ constexpr char const* kNamespace = "{PLUGIN_NAMESPACE}"; // the TensorRT plugins
 
 enum class Op : int32_t {{ {enumerators}, kCount }};
 
-struct OpInfo
-{{
-    char const* name;    // ONNX op type and TensorRT plugin name
-    char const* version; // the op's version: a node's plugin_version
-    int32_t nbInputs;
-    int32_t nbOutputs; // a size tensor (0-d int32) is an output of its own
-    char const* field; // the op's one float attribute, or nullptr
-    float low, high;   // the attribute's accepted range: [low, high], or (low, high] when lowExclusive
-    bool lowExclusive;
-    bool dataDependentShape; // its first output's shape depends on the data; the second output is its size
-}};
-
 constexpr std::array<OpInfo, static_cast<size_t>(Op::kCount)> kOps{{{{
 {chr(10).join(rows)}
 }}}};
-
-// The element types an input or output takes. kFloatAny: float32, float16 or bfloat16, one type for all of an op's
-// kFloatAny ports (the first one's); kFloat32: float32 whatever the inputs; kNone: past the op's last port.
-enum class PortType : int32_t {{ {port_types} }};
 
 constexpr int32_t kMaxInputs = {max_inputs};
 constexpr int32_t kMaxOutputs = {max_outputs};

@@ -6,24 +6,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "route_op_types.h"
+
 namespace irexport::ops {
 
 constexpr char const* kDomain = "irexport";
 constexpr char const* kNamespace = "irexport"; // the TensorRT plugins' namespace
 
 enum class Op : int32_t { kArgmax, kThreshold, kTopK, kIndex, kSeqIndex, kGather, kScatterAdd, kCount };
-
-struct OpInfo
-{
-    char const* name;    // ONNX op type and TensorRT plugin name
-    char const* version; // the op's version: a node's plugin_version
-    int32_t nbInputs;
-    int32_t nbOutputs; // a size tensor (0-d int32) is an output of its own
-    char const* field; // the op's one float attribute, or nullptr
-    float low, high;   // the attribute's accepted range: [low, high], or (low, high] when lowExclusive
-    bool lowExclusive;
-    bool dataDependentShape; // its first output's shape depends on the data; the second output is its size
-};
 
 constexpr std::array<OpInfo, static_cast<size_t>(Op::kCount)> kOps{{
         {"RouteArgmax", "1", 1, 1, nullptr, 0.0f, 0.0f, false, false},
@@ -34,10 +24,6 @@ constexpr std::array<OpInfo, static_cast<size_t>(Op::kCount)> kOps{{
         {"RouteGather", "2", 2, 1, nullptr, 0.0f, 0.0f, false, false},
         {"RouteScatterAdd", "2", 3, 1, nullptr, 0.0f, 0.0f, false, false},
 }};
-
-// The element types an input or output takes. kFloatAny: float32, float16 or bfloat16, one type for all of an op's
-// kFloatAny ports (the first one's); kFloat32: float32 whatever the inputs; kNone: past the op's last port.
-enum class PortType : int32_t { kNone, kFloatAny, kFloat32, kInt32, kInt64 };
 
 constexpr int32_t kMaxInputs = 3;
 constexpr int32_t kMaxOutputs = 2;
