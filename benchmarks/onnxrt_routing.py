@@ -1,7 +1,9 @@
 """ONNX Runtime CPU: dense vs masked vs compact routed graphs in every regime, next to the physical ideal.
 
 The compact graph runs twice: with its routing nodes' function bodies (stock ONNX Runtime) and with irexport's
-native kernels (libirexport_onnxrt.so, `irexport plugins build`), the variant held to the targets. Each
+native kernels (libirexport_onnxrt.so, `irexport plugins build`), the variant held to the targets. The masked
+graph, the research semantics and not a deployment target, runs as stock ONNX Runtime runs it (function bodies;
+its only routing nodes are the routers' margins), the same as in the runs recorded before the kernels. Each
 variant's node count is that of its optimized graph (what ONNX Runtime runs per step).
 
 Regimes: prefill at batch 1 (512 and 2048 tokens) and batch 8 with ragged lengths (left padding), and
