@@ -10,7 +10,7 @@
 namespace irexport {
 
 // Bad user input (a missing or malformed file, an input the engine does not accept): the programs exit
-// with 2 on it, and with 1 on every other error (CUDA, TensorRT, I/O).
+// with 2 on it, and with 3 on every other error (CUDA, TensorRT, writing the outputs).
 struct InputError : std::runtime_error
 {
     using std::runtime_error::runtime_error;

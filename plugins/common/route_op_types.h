@@ -17,6 +17,9 @@ struct OpInfo
     bool dataDependentShape; // its first output's shape depends on the data; the second output is its size
 };
 
+// The attribute's value in the op's accepted range (every implementation refuses the others the same way).
+constexpr bool inRange(OpInfo const& op, float value) { return (op.lowExclusive ? value > op.low : value >= op.low) && value <= op.high; }
+
 // The element types an input or output takes. kFloatAny: float32, float16 or bfloat16, one type for all of an op's
 // kFloatAny ports (the first one's); kFloat32: float32 whatever the inputs; kNone: past the op's last port.
 // irexport/ops/codegen.py's PORT_TYPES names these for each type class of spec.py.

@@ -327,8 +327,7 @@ struct RouteCustomOp : OrtCustomOp
         if (op.field)
         {
             IRX_RETURN_IF_ERROR(gApi->KernelInfoGetAttribute_float(info, op.field, &value));
-            bool const inRange = (op.lowExclusive ? value > op.low : value >= op.low) && value <= op.high;
-            if (!inRange)
+            if (!irexport::ops::inRange(op, value))
                 return fail(op, std::string("attribute '") + op.field + "' = " + std::to_string(value) + " is out of range");
         }
         *kernel = new Kernel{which, value};
@@ -399,15 +398,23 @@ IRX_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options,
         return apiBase->GetApi(1)->CreateStatus(ORT_FAIL,
                 ("irexport's kernels were built for ONNX Runtime API " + std::to_string(ORT_API_VERSION) + ", newer than this ONNX Runtime")
                         .c_str());
-    // a domain lives as long as the sessions that use it: kept for the process (as ONNX Runtime's own test library)
-    static std::mutex lock;
-    static std::vector<OrtCustomOpDomain*> domains;
-    std::lock_guard<std::mutex> guard(lock);
-    gApi = api; // the same table for every registration of one ONNX Runtime
-    OrtCustomOpDomain* domain = nullptr;
-    IRX_RETURN_IF_ERROR(api->CreateCustomOpDomain(irexport::ops::kDomain, &domain));
-    domains.push_back(domain);
-    for (auto& op : customOps())
-        IRX_RETURN_IF_ERROR(api->CustomOpDomain_Add(domain, &op));
-    return api->AddCustomOpDomain(options, domain);
+    try // nothing may throw across the C boundary
+    {
+        // a domain lives as long as the sessions that use it: kept for the process (as ONNX Runtime's own test library)
+        static std::mutex lock;
+        static std::vector<OrtCustomOpDomain*> domains;
+        std::lock_guard<std::mutex> guard(lock);
+        if (!gApi) // set once, before any kernel exists: kernels read it without the lock
+            gApi = api;
+        OrtCustomOpDomain* domain = nullptr;
+        IRX_RETURN_IF_ERROR(api->CreateCustomOpDomain(irexport::ops::kDomain, &domain));
+        domains.push_back(domain);
+        for (auto& op : customOps())
+            IRX_RETURN_IF_ERROR(api->CustomOpDomain_Add(domain, &op));
+        return api->AddCustomOpDomain(options, domain);
+    }
+    catch (std::exception const& e)
+    {
+        return api->CreateStatus(ORT_FAIL, e.what());
+    }
 }

@@ -325,8 +325,7 @@ public:
             if (f.type != PluginFieldType::kFLOAT32 || f.length != 1 || !f.data)
                 return fail(name, std::string("field '") + f.name + "' must be one float32");
             value = *static_cast<float const*>(f.data);
-            bool const inRange = (op.lowExclusive ? value > op.low : value >= op.low) && value <= op.high;
-            if (!inRange)
+            if (!ops::inRange(op, value))
                 return fail(name, std::string("field '") + f.name + "' = " + std::to_string(value) + " is out of range");
             found = true;
         }
