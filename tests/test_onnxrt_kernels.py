@@ -236,12 +236,19 @@ def test_a_node_of_another_op_version_is_refused(kernels):
         ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def test_argmax_takes_two_scores_and_topk_ranks_a_nan_last(kernels):
+def test_argmax_takes_two_scores_and_topk_ranks_a_nan_as_the_torch_op(kernels):
     with pytest.raises(Exception, match=r"RouteArgmax: scores must be a float tensor \[B, T, 2\]"):
         run_node("RouteArgmax", [torch.randn(1, 3, 3)], kernels)
-    scores = torch.tensor([[[-1.0], [float("nan")], [1.0], [0.0]]])
-    (margin,) = run_node("RouteTopK", [scores, torch.ones(1, 4, dtype=torch.int32)], kernels, capacity=0.5)
-    assert np.isnan(margin[0, 1]) and np.isfinite(np.delete(margin[0], 1)).all() and (margin[0, 2] >= 0)
+    # torch.sort(descending=True) puts a NaN first: it takes one of the k slots (token 3 is dropped), and a NaN
+    # k-th score makes every margin NaN (nothing executes)
+    nan = float("nan")
+    cases = (([-1.0, nan, 1.0, 0.0], 0.5, [-1.5, nan, 0.5, -0.5]), ([nan, 2.0, 1.0, 0.0], 0.25, [nan] * 4))
+    for scores, capacity, expected in cases:
+        inputs = [torch.tensor(scores)[None, :, None], torch.ones(1, 4, dtype=torch.int32)]
+        (margin,) = run_node("RouteTopK", inputs, kernels, capacity=capacity)
+        np.testing.assert_array_equal(margin, [expected])
+        np.testing.assert_array_equal(margin, run_node("RouteTopK", inputs, capacity=capacity)[0])  # the body
+        np.testing.assert_array_equal(margin, torch_ops.route_topk(*inputs, capacity).numpy())
 
 
 def write_ids(where: Path, ids) -> Path:

@@ -116,10 +116,9 @@ void topk(DecideParams const& p)
         {
             bool ok = p.valid[int64_t(b) * p.seq + t] != 0;
             valid += ok;
-            float const score = ok ? load(p.scores, (int64_t(b) * p.seq + t) * p.channels, p.dtype) : negInf;
-            ranked[t] = std::isnan(score) ? negInf : score; // a NaN ranks last: std::sort needs a strict weak order
+            ranked[t] = ok ? load(p.scores, (int64_t(b) * p.seq + t) * p.channels, p.dtype) : negInf;
         }
-        std::sort(ranked.begin(), ranked.end(), [](float a, float c) { return a > c; });
+        std::sort(ranked.begin(), ranked.end(), scoreBefore);
         int32_t k = topkCount(valid, p.capacity);
         float kth = ranked[std::max(k - 1, 0)];
         float next = ranked[std::min(k, p.seq - 1)];

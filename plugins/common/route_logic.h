@@ -30,8 +30,12 @@ IRX_HD int32_t topkCount(int32_t valid, float capacity) { return static_cast<int
 // when k covers every valid token, halfway between the k-th and k-th - 1.
 IRX_HD float topkBoundary(float kth, float next, bool hasNext) { return (kth + (hasNext ? next : kth - 1.0f)) / 2.0f; }
 
-// RouteTopK ranking: does score a (position i) rank before score b (position j)? Descending, ties by position.
-IRX_HD bool ranksBefore(float a, int32_t i, float b, int32_t j) { return a > b || (a == b && i < j); }
+// RouteTopK ranking, as torch.sort(descending=True) orders the reference's scores: a NaN first (it takes a slot),
+// then descending. A strict weak order (std::sort's comparator), NaNs equivalent to each other.
+IRX_HD bool scoreBefore(float a, float b) { return (a != a && b == b) || a > b; }
+
+// RouteTopK ranking: does score a (position i) rank before score b (position j)? scoreBefore, ties by position.
+IRX_HD bool ranksBefore(float a, int32_t i, float b, int32_t j) { return scoreBefore(a, b) || (!scoreBefore(b, a) && i < j); }
 
 // ---- parameter structs of the kernels (device pointers; shapes in elements) ----------------------
 
