@@ -12,6 +12,7 @@ folders of the checkout are used.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -53,5 +54,10 @@ def plugin_build_dir() -> Path:
     root = checkout()
     if root is not None:
         return root / "build" / "plugins"
-    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data).absolute() / "irexport" / "plugins"
+    data = os.environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(data):  # unset, or relative (which the XDG spec says to ignore)
+        try:
+            data = Path.home() / ".local" / "share"
+        except RuntimeError:  # no $HOME and no passwd entry: nowhere of the user's own
+            return Path(tempfile.gettempdir()) / f"irexport-{os.getuid()}" / "plugins"
+    return Path(data) / "irexport" / "plugins"

@@ -151,7 +151,7 @@ def build_dir(exported, tmp_path):
     manifest = load_manifest(out)
     plugins = tmp_path / "libirexport_plugins.so"
     plugins.write_bytes(b"plugin library v1")
-    report = report_header("11.1.0", recipe(), out, manifest, plugins)
+    report = report_header("11.1.0", recipe(), out, manifest, plugins, "tensorrt")
     engines = tmp_path / "engines"
     engines.mkdir()
     path = engines / "model.engine"

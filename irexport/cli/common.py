@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..onnxrt_kernels import ROUTING_OPS
+
 SEED_MAX = 2**32 - 1  # numpy's and torch's generators both take any seed in [0, 2**32)
 
 
@@ -58,7 +60,7 @@ def add_no_verify(parser) -> None:
 
 
 def add_routing_ops(parser) -> None:
-    parser.add_argument("--routing-ops", choices=("auto", "kernels", "bodies"), default="auto",
+    parser.add_argument("--routing-ops", choices=ROUTING_OPS, default="auto",
                         help="what runs ONNX Runtime's routing nodes: irexport's native kernels (libirexport_onnxrt.so, "
                              "from irexport plugins build) or the nodes' function bodies; auto: the kernels when built "
                              "and the session is on the CPU (default: auto)")

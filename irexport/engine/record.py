@@ -44,7 +44,7 @@ SCHEMA = Obj({
 # --- writing (irexport build) ---
 
 def report_header(tensorrt_version: str, recipe: Recipe, export_dir: Path, manifest: dict, plugin_library,
-                  target: str = "tensorrt") -> dict:
+                  target: str) -> dict:
     """What runtimes check before loading: target and its version, source export, plugin library."""
     return {
         "irexport_version": __version__, "target": target, "tensorrt_version": tensorrt_version, "recipe": recipe.name,

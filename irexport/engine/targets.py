@@ -131,8 +131,9 @@ def let_rtx_parser_load_plugins() -> None:
     versioned = sorted(p.name for p in libs.glob("libtensorrt_rtx.so.*"))
     if link.exists() or not versioned:
         return
-    tmp = libs / f".libtensorrt_rtx.so.{os.getpid()}"  # unique to this process: nothing to clear first
+    tmp = libs / f".libtensorrt_rtx.so.{os.getpid()}"  # this process's (a killed one with the same pid may have left it)
     try:
+        tmp.unlink(missing_ok=True)
         tmp.symlink_to(versioned[0])
         os.replace(tmp, link)  # atomic: a concurrent build sees no link or a whole one (a dangling one replaced)
     except OSError as e:

@@ -105,7 +105,8 @@ class RoutedCausalLM(nn.Module):
         cos, sin = inner.rotary_emb(x, position_ids)
         layers = inner.layers[: self.config.num_hidden_layers]
         # the queries' attention mask, once per sliding window for every layer (not rebuilt per layer)
-        biases = {w: attention_bias(key_ok, past_len, T, w) for w in {sliding_window(self.config, i) for i in range(len(layers))}}
+        windows = dict.fromkeys(sliding_window(self.config, i) for i in range(len(layers)))  # in layer order: traced alike everywhere
+        biases = {w: attention_bias(key_ok, past_len, T, w) for w in windows}
         presents, executes, margins = [], [], []
         for i, layer in enumerate(layers):
             x, present, execute, margin = self._layer(

@@ -14,9 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..resources import checkout
 from .spec import DOMAIN, FLOATS, OPS, PLUGIN_NAMESPACE, OpSpec, Port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout()  # the files it rewrites are a checkout's (None: installed from a wheel)
 HEADER = Path("plugins/common/route_ops.h")
 DOCS = Path("docs/ops.md")
 GENERATED = "Generated from irexport/ops/spec.py by `python -m irexport.ops.codegen`: do not edit"
@@ -143,7 +144,7 @@ def ops_markdown() -> str:
 FILES = {HEADER: cpp_header, DOCS: ops_markdown}
 
 
-def stale(root: Path = ROOT) -> list[Path]:
+def stale(root: Path | None = ROOT) -> list[Path]:
     """The generated files whose contents differ from what spec.py generates now."""
     return [path for path, render in FILES.items()
             if not (root / path).is_file() or (root / path).read_text() != render()]
@@ -154,6 +155,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale, writing nothing")
     args = parser.parse_args(argv)
+    if ROOT is None:
+        parser.error("it rewrites the files of an irexport checkout, and this irexport is installed from a wheel")
     outdated = stale()
     if args.check:
         for path in outdated:
