@@ -174,7 +174,7 @@ def test_loading_casts_to_the_requested_dtype(tmp_path):
     upcast, stored = load_model(tmp_path / "bf16"), tiny("informed").to(torch.bfloat16)
     # the weights upcast exactly (the rotary frequencies are not stored: rebuilt in float32, not rounded)
     assert all(torch.equal(a, b.float()) and a.dtype == torch.float32
-               for a, b in zip(upcast.state_dict().values(), stored.state_dict().values(), strict=False))
+               for a, b in zip(upcast.state_dict().values(), stored.state_dict().values(), strict=True))
 
 
 def test_loading_in_a_smaller_dtype_holds_one_copy(tmp_path):

@@ -433,12 +433,12 @@ def subcommands() -> list[list[str]]:
 
 @pytest.mark.parametrize("command", subcommands(), ids=" ".join)
 def test_every_command_refuses_a_bad_command_line_in_one_line(command, cli):
-    """Usage errors too (an unknown flag, or the missing arguments argparse names first) are one line and exit 2,
-    in every subcommand the CLI has: argparse's own usage dump would be several lines."""
+    """Usage errors too are one line and exit 2, in every subcommand the CLI has (argparse's own usage dump would be
+    several lines): the unknown flag, or first the missing arguments, which argparse reports before it."""
     code, out, err = cli(*command, "--no-such-flag")
     assert code == 2 and out == "", (code, out, err)
     assert len(err.splitlines()) == 1 and err.startswith("irexport: error: "), err
-    assert "--no-such-flag" in err or f"{' '.join(command)}: " in err, err  # names the flag, or the command
+    assert "--no-such-flag" in err or "the following arguments are required" in err, err
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -98,7 +98,7 @@ def test_prefill_and_decode_equal_full_forward(name, arch, mode):
     valid = full.valid
     assert torch.equal(execute & valid, full.execute & valid)
     assert (logits - full.logits)[valid].abs().max() <= 1e-5
-    for (k, v), (fk, fv) in zip(cache, full.past_key_values, strict=False):
+    for (k, v), (fk, fv) in zip(cache, full.past_key_values, strict=True):
         assert k.shape == fk.shape and (k - fk).abs().max() <= 1e-5 and (v - fv).abs().max() <= 1e-5
 
 
@@ -235,7 +235,7 @@ def test_router_calibration_is_one_forward_and_equals_unit_by_unit(name):
                     reference(ids)
                     hook.remove()
                     _centre(router, rc, seen[0], 0.5)
-    for (key, a), b in zip(one.routing.state_dict().items(), reference.routing.state_dict().values(), strict=False):
+    for (key, a), b in zip(one.routing.state_dict().items(), reference.routing.state_dict().values(), strict=True):
         assert torch.equal(a, b), key
     assert 0.2 < one(ids).execute.float().mean() < 0.8  # mixed decisions, what calibration is for
 

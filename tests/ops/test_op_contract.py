@@ -120,7 +120,7 @@ def test_index_bodies_match_the_torch_ops(mask):
     execute = MASKS[mask]
     for name, torch_op in (("RouteIndex", torch_ops.route_index), ("RouteSeqIndex", torch_ops.route_seq_index)):
         got, want = _run_body(name, [execute]), torch_op(execute)
-        for g, w in zip(got, want, strict=False):
+        for g, w in zip(got, want, strict=True):
             assert g.dtype == w.dtype and g.shape == w.shape and torch.equal(g, w), (name, g, w)
 
 

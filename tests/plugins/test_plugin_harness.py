@@ -312,14 +312,14 @@ def test_enqueue_matches_the_torch_ops(plugin_build, every_export, tmp_path):
         command = ["compute-sanitizer", "--tool", "memcheck", "--error-exitcode", "9", *command]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    for i, (case, inputs) in enumerate(zip(cases, feeds, strict=False)):
+    for i, (case, inputs) in enumerate(zip(cases, feeds, strict=True)):
         listing = [line.split("\t") for line in (data / f"case{i}.outputs").read_text().splitlines()]
         outputs = [read_raw(data / f"case{i}.out{j}.bin", TORCH_TYPES[dtype]) for j, (dtype, _) in enumerate(listing)]
         expected = expected_outputs(case, inputs)
         if OPS[case["op"]].data_dependent_shape:  # buffers at the upper bound; the size tensor says how much is the output
             assert outputs[1].item() == expected[1].item(), case
             outputs, expected = [outputs[0][: expected[0].numel()]], expected[:1]
-        for got, want in zip(outputs, expected, strict=False):
+        for got, want in zip(outputs, expected, strict=True):
             got = got.view(want.shape)
             if case["op"] == "RouteThreshold":  # expf on the device
                 assert torch.allclose(got, want, atol=1e-6), case

@@ -141,7 +141,7 @@ def test_onnxruntime_cuda_parity_bfloat16(exported):
     """bfloat16 graphs run only on ONNX Runtime's CUDA provider (the CPU provider has no bf16 kernels)."""
     import onnxruntime as ort
 
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
+    if "CUDAExecutionProvider" not in ort.get_available_providers() or not torch.cuda.is_available():
         pytest.skip("ONNX Runtime's CUDA provider is not available (needs onnxruntime-gpu and a GPU)")
     out, model_dir = exported("informed", "compact", "bfloat16")
     model = load_model(model_dir).to(torch.bfloat16)
