@@ -17,8 +17,7 @@ Every row carries the ideals of its regime, computed from those decisions: the F
 when any sequence executes it, the cache of each sequence whose attention runs), the ideal where reading
 memory bounds the step. The targets are the issue's: prefill against FLOPs, batch-1 decode against bytes,
 decode at batch >= 32 against FLOPs. Next to them, the graph ideals: the same ratios for what the exported
-graphs compute and move (the cache copy, the attention core over every sequence and key, the LFF on every
-token), and for each missed row the bound its numbers point to (see BOUNDS).
+graphs compute and move (the cache copy, the attention core over every sequence and key), and for each missed row the bound its numbers point to (see BOUNDS).
 
 Each variant is the export's one graph in one session, fed an empty cache for prefill. The variants run
 interleaved within each repeat (in an order rotated every repeat), on one model's weights; a speedup is
@@ -170,7 +169,7 @@ BOUNDS = {
     "ideal": "the ideal of the resource that bounds the step is below dense: the routers (and LFFs) cost more "
              "than the skipped units save",
     "layout": "the exported graph's ideal is below the target and compact gets within 0.9 of it: the cache "
-              "copy and the attention core cover every sequence, the LFF every token",
+              "copy and the attention core cover every sequence",
     "runtime": "the rest: compact reaches less than 0.9 of what the graph allows (or the graph allows the "
                "target); ONNX Runtime's time per node (the compact graph runs more nodes than dense: node counts "
                "per variant in the result), not profiled per row",

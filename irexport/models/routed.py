@@ -6,7 +6,7 @@ modules live beside them under ``routing``. Two execution modes give the same re
 
   masked   every unit runs for every token, then the per-token results are selected (research semantics)
   compact  the executed tokens of the whole batch are gathered (flat, [N, d]), the unit runs on those only,
-           and the results are scattered back
+           and the results are scattered back; informed routing's LFF likewise runs on the skipped ones only
 
 For one layer and unit:  y = x + [execute] * gate * Unit(Norm(x)) + [approximate] * LFF(Norm(x))
 with [approximate] = valid and not executed, LFF only for informed routing, gate = 1 except for
@@ -150,7 +150,7 @@ class RoutedCausalLM(nn.Module):
                     out = layer.mlp(route_gather(h, index))
                 if gate is not None:
                     out = out * route_gather(gate.unsqueeze(-1), index).to(out.dtype)
-                x = route_scatter_add(self._approximate(x, h, execute, valid, routing), out, index)
+                x = route_scatter_add(self._approximate_compact(x, h, execute, valid, routing), out, index)
             else:
                 if unit == "attention":
                     out = attention_masked(attn, h, cos, sin, *present, bias)
@@ -184,3 +184,13 @@ class RoutedCausalLM(nn.Module):
             return x
         approx = (valid & ~execute).unsqueeze(-1)
         return x + torch.where(approx, routing.lff(h), torch.zeros((), dtype=h.dtype))
+
+    @staticmethod
+    def _approximate_compact(x, h, execute, valid, routing):
+        """``_approximate`` on the skipped tokens only: the LFF runs on their rows [M, d], so a step whose
+        tokens all execute reads no LFF weight, and a batch computes the LFF for its skipped tokens alone.
+        Each row gets x + LFF exactly as in masked mode (the two index sets are disjoint)."""
+        if routing.lff is None:
+            return x
+        skipped, _ = route_index((valid & ~execute).int())
+        return route_scatter_add(x, routing.lff(route_gather(h, skipped)), skipped)

@@ -39,8 +39,8 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
 
     ``as_exported`` counts what the exported graphs compute instead of the ideal: the attention core of
     every query over every key of the cache (masked, not skipped), on the [B, T] layout (dense) or the
-    [B, Tq] layout of RouteSeqIndex (compact: Tq = the most tokens any sequence executes), the LFF on
-    every token, and unrouted units on every token (they run masked). It counts the rows of ``out.valid``:
+    [B, Tq] layout of RouteSeqIndex (compact: Tq = the most tokens any sequence executes), and unrouted
+    units on every token (they run masked). The LFF runs on the skipped tokens alone in both counts. It counts the rows of ``out.valid``:
     pass all ones to count padding rows, which the graph runs too. The gap between the two is what the
     graph's layout, not the runtime, leaves on the table. The cache's length is taken as the largest of
     ``past_tokens`` (exact when its rows are full, as in the benchmark's decode steps)."""
@@ -82,7 +82,7 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
             if routing is None and as_exported:
                 routed_unit = dense_unit
             elif routing is not None:
-                approximated = n_tokens if as_exported else n_tokens - n_exec
+                approximated = n_tokens - n_exec
                 routed_unit += _router_flops(routing) * n_tokens + _lff_flops(routing) * approximated
             routed += routed_unit
     head = 2 * d * cfg.vocab_size * n_tokens
@@ -111,7 +111,7 @@ def decode_bytes(model: RoutedCausalLM, out: RoutedOutput, past_tokens: int, as_
 
     ``as_exported`` counts what the exported graph moves instead: the cache copy from past to present
     (read and written, both sides), the attention core over every sequence's cache once any sequence
-    executes attention (RouteSeqIndex gives Tq = 1 for the whole batch), and the LFF weights always."""
+    executes attention (RouteSeqIndex gives Tq = 1 for the whole batch)."""
     cfg = model.config
     inner = model.base.model
     execute = out.execute[:, :, :, 0]  # [L, 2, B]
@@ -134,7 +134,7 @@ def decode_bytes(model: RoutedCausalLM, out: RoutedOutput, past_tokens: int, as_
             routed += (weights[unit] if runs else 0) + (readers * cache if unit == "attention" else 0)
             routing = model.routing.layers[i][unit] if unit in model.routing.layers[i] else None
             if routing is not None:
-                lff = routing.lff is not None and (as_exported or runs < batch)
+                lff = routing.lff is not None and runs < batch
                 routed += _bytes(routing.router) + (_bytes(routing.lff) if lff else 0)
     return {"dense_bytes": dense, "routed_bytes": routed, "ideal_speedup": dense / routed}
 

@@ -313,19 +313,18 @@ def test_decode_bytes_as_exported_add_the_cache_copy_and_every_sequence_s_core()
     assert graph["dense_bytes"] - ideal["dense_bytes"] == copy
     assert graph["routed_bytes"] - ideal["routed_bytes"] == copy + L * 2 * kv_token * 9  # two more sequences' cores
 
-    # no sequence executes: no core reads the cache; all execute: the graph still reads the LFFs
-    lffs = sum(p.numel() * 4 for i in range(L) for u in model.routing.layers[i] for p in model.routing.layers[i][u].lff.parameters())
-    for force, extra in ((torch.zeros(L, 2, 3, 1, dtype=torch.bool), 0), (torch.ones(L, 2, 3, 1, dtype=torch.bool), lffs)):
+    # no sequence executes: no core reads the cache; all execute: no LFF is read (it runs on skipped tokens only)
+    for force in (torch.zeros(L, 2, 3, 1, dtype=torch.bool), torch.ones(L, 2, 3, 1, dtype=torch.bool)):
         step = model(ids[:, -1:], past_key_values=prefill.past_key_values, force_execute=force)
         ideal, graph = decode_bytes(model, step, 8), decode_bytes(model, step, 8, as_exported=True)
-        assert graph["routed_bytes"] - ideal["routed_bytes"] == copy + extra
+        assert graph["routed_bytes"] - ideal["routed_bytes"] == copy
 
 
 @torch.no_grad()
-def test_flops_as_exported_count_the_lff_on_every_token_and_the_core_over_every_key(monkeypatch):
+def test_flops_as_exported_count_the_core_over_every_key(monkeypatch):
     from irexport.models import attention
     from irexport.models.attention import head_dim
-    from irexport.models.stats import _lff_flops, _router_flops, flops
+    from irexport.models.stats import _router_flops, flops
 
     model = tiny("informed")
     cfg = model.config
@@ -335,7 +334,7 @@ def test_flops_as_exported_count_the_lff_on_every_token_and_the_core_over_every_
     assert len(routings) == 2 * L
     every = model(ids, force_execute=torch.ones(L, 2, 2, 7, dtype=torch.bool))
     got = flops(model, every, as_exported=True)
-    assert got["routed_flops"] - got["dense_flops"] == sum(_router_flops(r) + _lff_flops(r) for r in routings) * 14
+    assert got["routed_flops"] - got["dense_flops"] == sum(_router_flops(r) for r in routings) * 14  # no LFF runs
 
     # attention runs for tokens 0-2 of sequence 0 and token 6 of sequence 1, no MLP: the compact core is
     # [2 sequences, Tq = 3] queries over all 7 keys, the ideal counts each query's causal keys (1+2+3 + 7)
@@ -354,6 +353,29 @@ def test_flops_as_exported_count_the_lff_on_every_token_and_the_core_over_every_
     assert core == [2 * 3 * 7] * L
     ideal, graph = flops(model, out), flops(model, out, as_exported=True)
     scores = 2 * 2 * cfg.num_attention_heads * head_dim(cfg)
-    lff_attention = _lff_flops(model.routing.layers[0]["attention"])
     assert graph["dense_flops"] - ideal["dense_flops"] == L * scores * (2 * 7 * 7 - 2 * 28)
-    assert graph["routed_flops"] - ideal["routed_flops"] == scores * (sum(core) - 13 * L) + L * lff_attention * 4
+    assert graph["routed_flops"] - ideal["routed_flops"] == scores * (sum(core) - 13 * L)
+
+
+@torch.no_grad()
+def test_compact_runs_the_lff_on_the_skipped_tokens_only(monkeypatch):
+    """Compact mode's LFF sees the rows of the valid tokens that skip the unit, none else, and the result
+    equals masked mode's (which runs the LFF on every token and selects)."""
+    from irexport.models.routers import LFF
+
+    model = tiny("informed")
+    L = model.config.num_hidden_layers
+    ids = random_ids(2, 7)
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[1, :2] = 0  # left padding: neither executes nor approximates
+    force = torch.rand(L, 2, 2, 7, generator=torch.Generator().manual_seed(0)) < 0.5
+    force[0, 1] = True  # layer 0's MLP: every token executes, the LFF runs on no row
+    rows = []
+    real = LFF.forward
+    monkeypatch.setattr(LFF, "forward", lambda self, x: rows.append(x.shape[0]) or real(self, x))
+    compact = model(ids, attention_mask=mask, mode="compact", force_execute=force)
+    valid = mask.bool()
+    assert rows == [int((valid & ~force[i, u]).sum()) for i in range(L) for u in range(2)]
+    assert rows[1] == 0
+    masked = model(ids, attention_mask=mask, mode="masked", force_execute=force)
+    torch.testing.assert_close(compact.logits[valid], masked.logits[valid], rtol=1e-4, atol=1e-5)
