@@ -83,8 +83,9 @@ def attention_compact(attn, h, index, slots, cos, sin, k, v, bias):
     q = _project_q(attn, route_gather(h, index))  # [N, H, hd]
     q = rope(q, route_gather(cos, index).unsqueeze(1), route_gather(sin, index).unsqueeze(1))
     q_seq = route_gather(q.flatten(1), slots).unflatten(-1, (-1, attn.head_dim)).transpose(1, 2)  # [B, H, Tq, hd]
-    token = torch.where(slots >= 0, index[slots.clamp(min=0)], -1)  # each slot's token in the flat [B * T] layout
-    out = attend(attn, q_seq, k, v, route_gather(bias, token))  # [B, Tq, H*hd]
+    # each slot's mask row: the executed tokens' rows [N, S], laid out like the queries (two gathers are fewer
+    # nodes than composing the two indices in the graph)
+    out = attend(attn, q_seq, k, v, route_gather(route_gather(bias, index), slots))  # [B, Tq, H*hd]
     return attn.o_proj(route_scatter_add(out.new_zeros(q.shape[0], out.shape[-1]), out, slots))
 
 
