@@ -17,7 +17,9 @@ Every row carries the ideals of its regime, computed from those decisions: the F
 when any sequence executes it, the cache of each sequence whose attention runs), the ideal where reading
 memory bounds the step. The targets are the issue's: prefill against FLOPs, batch-1 decode against bytes,
 decode at batch >= 32 against FLOPs. Next to them, the graph ideals: the same ratios for what the exported
-graphs compute and move (the cache copy, the attention core over every sequence and key), and for each missed row the bound its numbers point to (see BOUNDS).
+graphs compute and move (the cache copy, the attention core over every sequence and key), and for each
+missed row the bound its numbers point to (see BOUNDS). Decode rows also carry the rate each side reads what
+its step must read (dense_gbps, kernels_gbps: the bytes of the bytes ideal over the measured time).
 
 Each variant is the export's one graph in one session, fed an empty cache for prefill. The variants run
 interleaved within each repeat (in an order rotated every repeat), on one model's weights; a speedup is
@@ -151,8 +153,10 @@ def ideals(model, regime, decisions):
               "ideal_flops": flops(model, out, past)["ideal_speedup"],
               "graph_flops": flops(model, out, past, as_exported=True)["ideal_speedup"]}
     if regime["phase"] == "decode":
-        result["ideal_bytes"] = decode_bytes(model, out, regime["past"])["ideal_speedup"]
-        result["graph_bytes"] = decode_bytes(model, out, regime["past"], as_exported=True)["ideal_speedup"]
+        read = decode_bytes(model, out, regime["past"])
+        result |= {"ideal_bytes": read["ideal_speedup"], "dense_mb": read["dense_bytes"] / 1e6,
+                   "routed_mb": read["routed_bytes"] / 1e6,
+                   "graph_bytes": decode_bytes(model, out, regime["past"], as_exported=True)["ideal_speedup"]}
     return result
 
 
@@ -235,6 +239,8 @@ def measure_group(args, family, fraction, dense, all_regimes, workdir):
                **ideals(model, regime, decisions), **{f"{v}_ms": ms[v] for v in VARIANTS},
                **{f"{v}_nodes": sess.node_count for v, sess in variants.items()},
                **{f"{v}_speedup": speed[v] for v in VARIANTS[1:]}}
+        if regime["phase"] == "decode":  # the rate each side reads what its step must read (MB / ms = GB/s)
+            row |= {"dense_gbps": row["dense_mb"] / ms["dense"], "kernels_gbps": row["routed_mb"] / ms["kernels"]}
         rows.append(verdict(row))
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     del sessions
@@ -304,14 +310,15 @@ def tables(result) -> str:
                    f"{span([headline(r) / r['ideal_bytes'] for r in group if 'ideal_bytes' in r])} | "
                    f"{sum(r['meets_target'] for r in group)} / {len(group)} | {why} |")
     out += ["", "| regime | family | executed | units run | dense ms | masked × | compact (bodies) × | compact (kernels) × "
-            "| FLOP ideal | bytes ideal | graph ideal | compact / target ideal | target |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| FLOP ideal | bytes ideal | graph ideal | GB/s read (dense / compact) | compact / target ideal | target |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         graph = r[f"graph_{resource(r)}"]
         kernels = f"**{f2(r['kernels_speedup'])}**" if "kernels_speedup" in r else "–"
+        rates = f"{r['dense_gbps']:.1f} / {r['kernels_gbps']:.1f}" if "kernels_gbps" in r else "–"
         out.append(f"| {r['regime']} | {r['family']} | {f2(r['executed_fraction'])} | {f2(r['units_run'])} | "
                    f"{r['dense_ms']:.1f} | {f2(r['masked_speedup'])} | {f2(r['compact_speedup'])} | {kernels} | "
-                   f"{f2(r['ideal_flops'])} | {f2(r['ideal_bytes']) if 'ideal_bytes' in r else '–'} | {f2(graph)} | "
+                   f"{f2(r['ideal_flops'])} | {f2(r['ideal_bytes']) if 'ideal_bytes' in r else '–'} | {f2(graph)} | {rates} | "
                    f"{f2(r['compact_of_ideal']) if 'compact_of_ideal' in r else '–'} | "
                    f"{'met' if r['meets_target'] else 'missed: ' + r['bound']} |")
     return "\n".join(out) + "\n"
