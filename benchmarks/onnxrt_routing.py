@@ -139,19 +139,20 @@ def time_interleaved(sessions, feed, repeats):
 def ideals(model, regime, decisions):
     """The regime's ideal speedups. Both sides are counted on the rows the graphs run, padding included
     (ragged batches): dense runs every unit on every row; routed runs what routing does not remove (K/V,
-    routers, LFF, LM head) on every row and the routed units on the tokens that execute, one by one."""
+    routers, LM head) on every row, the routed units on the tokens that execute, one by one, and the LFF on
+    the valid tokens that skip."""
     mask = torch.from_numpy(regime["feed"]["attention_mask"]).bool()
     valid = mask[:, regime["past"]:]
     execute = torch.from_numpy(decisions).bool() & valid
-    out = SimpleNamespace(execute=execute, valid=torch.ones_like(valid))
+    out, rows = SimpleNamespace(execute=execute, valid=valid), torch.ones_like(valid)
     routed_units = torch.tensor([[u in model.routing.layers[i] for u in UNITS]
                                  for i in range(model.config.num_hidden_layers)])
-    executed = executed_fraction(SimpleNamespace(execute=execute, valid=valid))[routed_units].mean().item()
+    executed = executed_fraction(out)[routed_units].mean().item()
     past = mask[:, : regime["past"]].sum(1) if regime["past"] else None
     runs = execute.any(dim=(2, 3))[routed_units]  # a routed unit runs this forward for some token
     result = {"executed_fraction": executed, "units_run": runs.double().mean().item(),
-              "ideal_flops": flops(model, out, past)["ideal_speedup"],
-              "graph_flops": flops(model, out, past, as_exported=True)["ideal_speedup"]}
+              "ideal_flops": flops(model, out, past, rows=rows)["ideal_speedup"],
+              "graph_flops": flops(model, out, past, as_exported=True, rows=rows)["ideal_speedup"]}
     if regime["phase"] == "decode":
         read = decode_bytes(model, out, regime["past"])
         result |= {"ideal_bytes": read["ideal_speedup"], "dense_mb": read["dense_bytes"] / 1e6,

@@ -33,22 +33,23 @@ def _lff_flops(unit_routing) -> int:
 
 
 def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | None = None,
-          as_exported: bool = False) -> dict:
+          as_exported: bool = False, rows: torch.Tensor | None = None) -> dict:
     """Dense and routed FLOPs of the forward that produced ``out``; ``past_tokens`` [B]: the valid
     tokens of the cache it extended (none: a prefill).
 
     ``as_exported`` counts what the exported graphs compute instead of the ideal: the attention core of
     every query over every key of the cache (masked, not skipped), on the [B, T] layout (dense) or the
     [B, Tq] layout of RouteSeqIndex (compact: Tq = the most tokens any sequence executes), and unrouted
-    units on every token (they run masked). The LFF runs on the skipped tokens alone in both counts. It counts the rows of ``out.valid``:
-    pass all ones to count padding rows, which the graph runs too. The gap between the two is what the
-    graph's layout, not the runtime, leaves on the table. The cache's length is taken as the largest of
+    units on every token (they run masked). The gap between the two is what the graph's layout, not the
+    runtime, leaves on the table. ``rows`` [B, T] are the rows counted (default ``out.valid``): pass all ones
+    to count padding rows, which the graphs run too; the LFF runs on the valid skipped tokens alone, in both
+    counts. The cache's length is taken as the largest of
     ``past_tokens`` (exact when its rows are full, as in the benchmark's decode steps)."""
     cfg = model.config
     d, inter = cfg.hidden_size, cfg.intermediate_size
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
     hd = head_dim(cfg)
-    valid = out.valid
+    valid = out.valid if rows is None else rows
     n_tokens = int(valid.sum())
     # keys each query attends to: the valid keys up to its own slot (ignoring sliding windows)
     context = valid.long().cumsum(1) * valid
@@ -82,7 +83,7 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
             if routing is None and as_exported:
                 routed_unit = dense_unit
             elif routing is not None:
-                approximated = n_tokens - n_exec
+                approximated = int((out.valid & ~execute).sum())
                 routed_unit += _router_flops(routing) * n_tokens + _lff_flops(routing) * approximated
             routed += routed_unit
     head = 2 * d * cfg.vocab_size * n_tokens
