@@ -176,8 +176,10 @@ BOUNDS = {
     "layout": "the exported graph's ideal is below the target and compact gets within 0.9 of it: the cache "
               "copy and the attention core cover every sequence",
     "runtime": "the rest: compact reaches less than 0.9 of what the graph allows (or the graph allows the "
-               "target); ONNX Runtime's time per node (the compact graph runs more nodes than dense: node counts "
-               "per variant in the result), not profiled per row",
+               "target). ONNX Runtime reads the small matrices routing adds (routers, LFFs: 0.5-1 MB each) at a "
+               "lower rate than the large ones of the units it skips (a thread wake-up per parallel call with "
+               "spinning off: benchmarks/onnxrt_overheads.py), and runs about twice dense's nodes (under 1 us "
+               "each); each decode row's read rates: dense_gbps, kernels_gbps",
     "mixed": "decode at batch >= 32 is bound by neither memory nor compute alone on this CPU, so no ideal bounds "
              "it; compare compact with both",
 }

@@ -189,7 +189,8 @@ class RoutedCausalLM(nn.Module):
     def _approximate_compact(x, h, execute, valid, routing):
         """``_approximate`` on the skipped tokens only: the LFF runs on their rows [M, d], so a step whose
         tokens all execute reads no LFF weight, and a batch computes the LFF for its skipped tokens alone.
-        Each row gets x + LFF exactly as in masked mode (the two index sets are disjoint)."""
+        Each row gets x + LFF as in masked mode (the two index sets are disjoint), up to the rounding of a
+        matrix product over fewer rows."""
         if routing.lff is None:
             return x
         skipped, _ = route_index((valid & ~execute).int())
