@@ -229,7 +229,7 @@ def resource(row) -> str:
 def bound(row):
     """What keeps a row from its target, from its own numbers (a key of BOUNDS), None when met. The resource
     that bounds a step: compute in prefill; in decode, the weight products do batch / 2 FLOPs per byte of
-    float32 weight, and the recorded CPU's balance is about 8 FLOPs per byte (110-150 GFLOP/s in dense
+    float32 weight, and the recorded CPU's balance is about 8 FLOPs per byte (110-175 GFLOP/s in dense
     prefill, ~17 GB/s copying the cache), so memory bounds decode up to batch 8 and neither alone beyond."""
     if row["meets_target"]:
         return None
