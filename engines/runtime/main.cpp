@@ -1,5 +1,5 @@
 // irexport-run: runs a serialized TensorRT engine on .npy inputs and writes its outputs as .npy files.
-// Exit codes: 0 success, 2 bad usage or input (one "irexport-run: error: ..." line), 3 CUDA/TensorRT failure (or the outputs could not be written).
+// Exit codes: 0 success, 2 bad usage or input (one "irexport-run: error: ..." line), 3 CUDA/TensorRT failure (or an output file could not be written).
 #include "engine_runner.h"
 
 #include <algorithm>
@@ -32,7 +32,7 @@ Runs a serialized TensorRT engine on .npy inputs and writes each output to DIR/N
   --allow-host-code   let a version-compatible engine run the plugin code serialized into it
                       (only for engine files you trust)
 Prints one line per output: NAME DTYPE SHAPE. Exit codes: 0 success, 2 bad usage or input,
-3 CUDA or TensorRT failure, or the outputs could not be written.
+3 CUDA or TensorRT failure, or an output file could not be written.
 )";
 
 struct Options

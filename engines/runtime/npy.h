@@ -9,8 +9,8 @@
 
 namespace irexport {
 
-// Bad user input (a missing or malformed file, an input the engine does not accept): the programs exit
-// with 2 on it, and with 3 on every other error (CUDA, TensorRT, writing the outputs).
+// Bad user input (a missing or malformed file, an input the engine does not accept, an output directory that
+// cannot be made): irexport-run exits 2 on it, and 3 on every other error (CUDA, TensorRT, writing an output file).
 struct InputError : std::runtime_error
 {
     using std::runtime_error::runtime_error;

@@ -22,6 +22,8 @@
 #include "../common/route_ops.h"
 
 #define IRX_EXPORT extern "C" __attribute__((visibility("default")))
+#define IRX_STRING_(x) #x
+#define IRX_STRING(x) IRX_STRING_(x) // a macro's value as a literal: no allocation that could throw
 
 namespace irexport::onnxrt {
 namespace {
@@ -396,8 +398,7 @@ IRX_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options,
     OrtApi const* api = apiBase->GetApi(ORT_API_VERSION);
     if (!api) // an ONNX Runtime older than the headers: report through its oldest API (CreateStatus never moved)
         return apiBase->GetApi(1)->CreateStatus(ORT_FAIL,
-                ("irexport's kernels were built for ONNX Runtime API " + std::to_string(ORT_API_VERSION) + ", newer than this ONNX Runtime")
-                        .c_str());
+                "irexport's kernels were built for ONNX Runtime API " IRX_STRING(ORT_API_VERSION) ", newer than this ONNX Runtime");
     try // nothing may throw across the C boundary
     {
         // a domain lives as long as the sessions that use it: kept for the process (as ONNX Runtime's own test library)
