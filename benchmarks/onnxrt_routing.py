@@ -83,24 +83,20 @@ def export(model, strategy, workdir: Path, name: str) -> Path:
     return path
 
 
-SHARED_POOL = False  # set by share_one_thread_pool()
-
-
 def share_one_thread_pool():
-    """Every later session runs on one process-wide intra-op pool of os.cpu_count() threads, which spins (ONNX
-    Runtime's default). Must run before the first session creates ONNX Runtime's environment."""
+    """Make one process-wide intra-op pool of os.cpu_count() threads, which spins (ONNX Runtime's default), for
+    the sessions created with shared_pool=True. Must run before the first session creates ONNX Runtime's
+    environment."""
     from onnxruntime.capi import _pybind_state  # the Python binding's only door to the global thread pools
 
     _pybind_state.set_global_thread_pool_sizes(os.cpu_count(), 1)
-    global SHARED_POOL
-    SHARED_POOL = True
 
 
-def session(path: Path, kernels: bool = False):
+def session(path: Path, kernels: bool = False, shared_pool: bool = False):
     """The export's one graph (prefill with an empty cache, decode) in one session, and the node count of the
     graph ONNX Runtime runs (after its optimizations; function bodies inlined unless the kernels replace them)."""
     opts = ort.SessionOptions()
-    if SHARED_POOL:
+    if shared_pool:
         opts.use_per_session_threads = False
     else:
         opts.intra_op_num_threads = os.cpu_count()
@@ -247,8 +243,9 @@ def bound(row):
 def measure_group(args, family, fraction, dense, all_regimes, workdir):
     model = build(args, family, fraction)
     paths = {s: export(model, s, workdir, f"{family}-{fraction}-{s}") for s in ("masked", "compact")}
-    sessions = {"masked": session(paths["masked"]), "compact": session(paths["compact"]),
-                "kernels": session(paths["compact"], kernels=True)}
+    shared = args.threads == "shared"
+    sessions = {"masked": session(paths["masked"], shared_pool=shared), "compact": session(paths["compact"], shared_pool=shared),
+                "kernels": session(paths["compact"], kernels=True, shared_pool=shared)}
     print(f"exported {family} at {fraction}", flush=True)
     rows = []
     for regime in all_regimes:
@@ -396,7 +393,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         dense_model = build(args, "informed", 0.5, units=())  # the same base weights, nothing routed
-        dense = session(export(dense_model, "masked", workdir, "dense"))
+        dense = session(export(dense_model, "masked", workdir, "dense"), shared_pool=args.threads == "shared")
         for family in args.families.split(","):
             for fraction in (float(f) for f in args.fractions.split(",")):
                 rows += measure_group(args, family, fraction, dense, all_regimes, workdir)

@@ -104,13 +104,14 @@ class RoutedCausalLM(nn.Module):
         x = inner.embed_tokens(input_ids)
         cos, sin = inner.rotary_emb(x, position_ids)
         layers = inner.layers[: self.config.num_hidden_layers]
-        # the queries' attention mask, once per sliding window for every layer (not rebuilt per layer)
-        windows = dict.fromkeys(sliding_window(self.config, i) for i in range(len(layers)))  # in layer order: traced alike everywhere
-        biases = {w: attention_bias(key_ok, past_len, T, w) for w in windows}
+        windows = [sliding_window(self.config, i) for i in range(len(layers))]
+        # the queries' attention mask, once per sliding window for every layer (not rebuilt per layer), built in
+        # layer order (dict.fromkeys) so that every trace of the forward names its nodes alike
+        biases = {w: attention_bias(key_ok, past_len, T, w) for w in dict.fromkeys(windows)}
         presents, executes, margins = [], [], []
         for i, layer in enumerate(layers):
             x, present, execute, margin = self._layer(
-                i, layer, x, valid, biases[sliding_window(self.config, i)], cos, sin,
+                i, layer, x, valid, biases[windows[i]], cos, sin,
                 past_key_values[i] if past_key_values else None, cached, mode, None if force_execute is None else force_execute[i],
             )
             presents.append(present)
