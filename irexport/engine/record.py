@@ -119,13 +119,16 @@ def built_target(report: dict):
 
 
 def check_tensorrt_version(report: dict, installed: str, where: str) -> None:
-    """Plain engines load only in the TensorRT version that built them; version-compatible engines in
-    that version or a newer one of the same major."""
+    """Plain engines load only in the TensorRT version that built them; version-compatible engines in that
+    version or a newer one of the same major. The major rule is irexport's, and narrower than TensorRT's:
+    TensorRT 11.1's support matrix says "within the same major version", while its engine-compatibility page
+    (and the 11.4 matrix) also let a TensorRT 10 version-compatible engine load in TensorRT 11. Not checked
+    here across majors (no full TensorRT on the CI machine), so irexport keeps the rule all of them state."""
     built, title = report["tensorrt_version"], built_target(report).title
     same_major = built.split(".")[0] == installed.split(".")[0]
     if installed != built and not (report["version_compatible"] and same_major and version_tuple(installed) >= version_tuple(built)):
         raise IrexportError(f"{where}: built with {title} {built}, this is {title} {installed} (rebuild, or build "
-                            "with version_compatible: true to load in newer runtimes)")
+                            "with version_compatible: true to load in newer runtimes of the same major)")
 
 
 def plugin_library_for(report: dict, path=None, where: str = "") -> Path | None:

@@ -152,15 +152,15 @@ class GraphIO:
     def greedy(self, run, input_ids, attention_mask, new_tokens: int) -> np.ndarray:
         """The generation loop of every backend: ``run(phase, feed) -> outputs`` runs the graph once; returns
         the new tokens [batch, new_tokens] (numpy)."""
+        if new_tokens == 0:
+            return np.zeros((input_ids.shape[0], 0), dtype=np.int64)
         feed = self.prefill_feed(input_ids, attention_mask)
         outputs, generated = run("prefill", feed), []
-        while len(generated) < new_tokens:
+        for step in range(new_tokens):
+            if step:  # a decode step per token after the first; the last token needs no step of its own
+                outputs = run("decode", feed)
             feed = self.next_step(feed, outputs)
             generated.append(feed["input_ids"])
-            if len(generated) < new_tokens:  # the last token needs no step of its own
-                outputs = run("decode", feed)
-        if not generated:
-            return np.zeros((input_ids.shape[0], 0), dtype=np.int64)
         if isinstance(generated[0], np.ndarray):
             return np.concatenate(generated, 1)
         import torch

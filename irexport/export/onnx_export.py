@@ -22,6 +22,7 @@ from .. import __version__
 from ..atomic import atomic_dir
 from ..errors import IrexportError
 from ..filehash import sha256
+from ..models.attention import head_dim
 from ..ops.onnx_functions import attach_functions, translation_table
 from ..ops.spec import OPS
 from ..reference import DTYPES
@@ -138,7 +139,7 @@ def export(model, out_dir, strategy: str = "compact", dtype: str = "float32", ov
         "opset": OPSET,
         "model": {"model_type": model.config.model_type, "num_layers": model.config.num_hidden_layers,
                   "kv_shape": ["batch", model.config.num_key_value_heads, "sequence",
-                               GraphIO.of_config(model.config).head_dim],
+                               head_dim(model.config)],
                   "vocab_size": model.config.vocab_size, "eos_token_id": model.config.eos_token_id},
         "routing": model.routing_config.to_dict(),
     }

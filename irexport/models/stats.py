@@ -37,7 +37,8 @@ def flops(model: RoutedCausalLM, out: RoutedOutput, past_tokens: torch.Tensor | 
     """Dense and routed FLOPs of the forward that produced ``out``; ``past_tokens`` [B]: the valid
     tokens of the cache it extended (none: a prefill).
 
-    ``as_exported`` counts what the exported graphs compute instead of the ideal: the attention core of
+    ``as_exported`` counts what the exported graphs compute instead of the ideal (the LFF as the compact graph
+    runs it; a masked graph runs it on every token): the attention core of
     every query over every key of the cache (masked, not skipped), on the [B, T] layout (dense) or the
     [B, Tq] layout of RouteSeqIndex (compact: Tq = the most tokens any sequence executes), and unrouted
     units on every token (they run masked). The gap between the two is what the graph's layout, not the
@@ -110,7 +111,7 @@ def decode_bytes(model: RoutedCausalLM, out: RoutedOutput, past_tokens: int, as_
     the cache from past to present an exported decode graph makes: dense and routed both pay them. This is
     the ideal where reading memory bounds the step (small batches).
 
-    ``as_exported`` counts what the exported graph moves instead: the cache copy from past to present
+    ``as_exported`` counts what the exported compact graph moves instead: the cache copy from past to present
     (read and written, both sides), the attention core over every sequence's cache once any sequence
     executes attention (RouteSeqIndex gives Tq = 1 for the whole batch)."""
     cfg = model.config

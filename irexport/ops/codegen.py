@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import IrexportError
 from ..resources import checkout
 from .spec import DOMAIN, FLOATS, OPS, PLUGIN_NAMESPACE, OpSpec, Port
 
@@ -145,7 +146,9 @@ FILES = {HEADER: cpp_header, DOCS: ops_markdown}
 
 
 def stale(root: Path | None = ROOT) -> list[Path]:
-    """The generated files whose contents differ from what spec.py generates now."""
+    """The generated files whose contents differ from what spec.py generates now (of a checkout: a wheel has none)."""
+    if root is None:
+        raise IrexportError("the generated files belong to an irexport checkout; this irexport is installed from a wheel")
     return [path for path, render in FILES.items()
             if not (root / path).is_file() or (root / path).read_text() != render()]
 
