@@ -198,6 +198,23 @@ def run_node(name, inputs, library=None, **attrs) -> list:
     return session.run(None, {p.name: t.numpy() for p, t in zip(OPS[name].inputs, inputs, strict=True)})
 
 
+@pytest.fixture(scope="session")
+def kernels(tmp_path_factory):
+    """libirexport_onnxrt.so built from plugins/ against $ONNXRUNTIME_ROOT's C API header (no CUDA needed)."""
+    root = os.environ.get("ONNXRUNTIME_ROOT")
+    if not root or not (Path(root) / "include" / "onnxruntime_c_api.h").is_file():
+        pytest.skip("ONNX Runtime's C API header not found: set ONNXRUNTIME_ROOT (a directory whose include/ holds "
+                    "onnxruntime_c_api.h; .ci/run uses ../shared/third_party/onnxruntime)")
+    build = cmake_build(tmp_path_factory.mktemp("onnxrt-kernels"), f"-DONNXRUNTIME_ROOT={root}", "-DIRX_WITH_CUDA=OFF")
+    return build / "libirexport_onnxrt.so"
+
+
+@pytest.fixture
+def use_kernels(kernels, monkeypatch):
+    monkeypatch.setenv("IREXPORT_ONNXRT_KERNELS", str(kernels))
+    return kernels
+
+
 @pytest.fixture(autouse=True)
 def no_onnxrt_kernels_unless_asked(monkeypatch):
     """ONNX Runtime sessions run the function bodies unless a test builds and asks for irexport's kernels

@@ -5,7 +5,6 @@ kernels and with the bodies, and the library's one-line errors."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,28 +13,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import cmake_build, node_model, run_node
+from conftest import node_model, run_node
 
 from irexport.errors import IrexportError
 from irexport.ops import torch_ops
 from irexport.ops.spec import DOMAIN, FLOATS, OPS
-
-
-@pytest.fixture(scope="session")
-def kernels(tmp_path_factory):
-    """libirexport_onnxrt.so built from plugins/ against $ONNXRUNTIME_ROOT's C API header (no CUDA needed)."""
-    root = os.environ.get("ONNXRUNTIME_ROOT")
-    if not root or not (Path(root) / "include" / "onnxruntime_c_api.h").is_file():
-        pytest.skip("ONNX Runtime's C API header not found: set ONNXRUNTIME_ROOT (a directory whose include/ holds "
-                    "onnxruntime_c_api.h; .ci/run uses ../shared/third_party/onnxruntime)")
-    build = cmake_build(tmp_path_factory.mktemp("onnxrt-kernels"), f"-DONNXRUNTIME_ROOT={root}", "-DIRX_WITH_CUDA=OFF")
-    return build / "libirexport_onnxrt.so"
-
-
-@pytest.fixture
-def use_kernels(kernels, monkeypatch):
-    monkeypatch.setenv("IREXPORT_ONNXRT_KERNELS", str(kernels))
-    return kernels
 
 
 def same(kernel, body, exact=True):

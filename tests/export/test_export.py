@@ -131,15 +131,20 @@ def test_export_is_byte_identical_across_processes(tmp_path, exported):
     assert not proto.graph.metadata_props and not any(n.metadata_props for n in proto.graph.node)
 
 
+@pytest.mark.parametrize("routing_ops", ["bodies", "kernels"])
 @pytest.mark.parametrize("name", ["informed", "mod"])
-def test_one_session_serves_prefill_decode_and_chunks(exported, name):
+def test_one_session_serves_prefill_decode_and_chunks(exported, name, routing_ops, request):
     """The one graph in one ONNX Runtime session: a prefill (empty cache), a chunk of 3 tokens extending
-    the cache, then one token, each equal to the reference's forward on the same cache."""
+    the cache, then one token, each equal to the reference's forward on the same cache; with the routing
+    ops' function bodies and with irexport's kernels (skipped where they cannot be built)."""
     from irexport.runtime import OnnxGenerator
 
+    if routing_ops == "kernels":
+        request.getfixturevalue("use_kernels")
     out, model_dir = exported(name)
     model = load_model(model_dir)
-    session = OnnxGenerator(out)
+    session = OnnxGenerator(out, routing_ops=routing_ops)
+    assert session.routing_ops == routing_ops
     ids = np.random.default_rng(7).integers(0, 257, (2, 12))
     mask = np.ones_like(ids)
     mask[1, :3] = 0
