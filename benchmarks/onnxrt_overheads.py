@@ -5,8 +5,9 @@ the recorded model), while routing adds small ones (each router's 1 MB, each LFF
 projections, 1 MB each, are a larger share of what a routed step reads). This measures what each costs:
 
   node     the time of one small node (an Add on [1, hidden]) in a chain of 500: ONNX Runtime's cost per node
-  gemv     a [1, hidden] x [hidden, n] MatMul per weight size, each weight distinct (read from memory, not
-           cache): the rate it reads its weight (GB/s) and its time per call
+  gemv     a chain of [1, hidden] x [hidden, n] and [1, n] x [n, hidden] MatMuls per n, each weight distinct
+           (read from memory, not cache): the rate they read their weights (GB/s) and the time per call (the
+           two shapes read the same bytes)
 
 with intra-op spinning off (as in the benchmark: several sessions alive) and on (one session, the production case).
 
@@ -85,9 +86,9 @@ def main():
     widths = [int(w) for w in args.widths.split(",")]
     rows = []
     for spinning in (False, True):
-        short, long = (session(add_chain(k, args.hidden), spinning) for k in (10, 510))
-        node_us = (median_run(long, x, args.repeats) - median_run(short, x, args.repeats)) / 500 * 1e6
-        del short, long  # one session alive at a time: a spinning idle pool would take a core
+        # one session alive at a time: a spinning idle pool would take a core from the one timed
+        node_us = (median_run(session(add_chain(510, args.hidden), spinning), x, args.repeats)
+                   - median_run(session(add_chain(10, args.hidden), spinning), x, args.repeats)) / 500 * 1e6
         rows.append({"spinning": spinning, "measure": "node", "us_per_node": node_us})
         for n in widths:
             mb = args.hidden * n * 4 / 1e6
